@@ -1,0 +1,1 @@
+"""Shared fixtures. Django-specific fixtures live beside the tests that need them."""
