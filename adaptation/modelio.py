@@ -1,0 +1,116 @@
+"""Loading models from disk: a Hugging Face safetensors folder or a single GGUF file.
+
+GGUF files are de-quantised by ``transformers`` (15-50 s for a small model), so the first
+load converts them once into a safetensors folder under ``cache_dir`` and every later load
+reads that folder (well under a second). ``trust_remote_code`` is never set.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any  # transformers PreTrainedModel
+    tokenizer: Any  # transformers PreTrainedTokenizerBase
+    device: str
+    folder: Path
+
+
+def pick_device(device: str = "auto") -> str:
+    """``cuda`` when a GPU is visible and ``auto`` was asked for, else what was asked."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _file_key(path: Path) -> str:
+    """A cheap identity for a large file: name, size and the sha256 of its first 1 MiB."""
+    stat = path.stat()
+    with path.open("rb") as handle:
+        head = hashlib.sha256(handle.read(1 << 20)).hexdigest()[:16]
+    return f"{path.stem}-{stat.st_size}-{head}"
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def gguf_to_folder(gguf_path: Path, cache_dir: Path) -> Path:
+    """Convert a GGUF file to a float32 safetensors folder once; later calls reuse it.
+
+    Safe under concurrency: a file lock serialises converters and the folder appears by an
+    atomic rename only when complete.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = gguf_path.resolve()
+    target = cache_dir / _file_key(gguf_path)
+    if (target / "config.json").exists():
+        return target
+    with _locked(cache_dir / f".{target.name}.lock"):
+        if (target / "config.json").exists():
+            return target
+        tmp = cache_dir / f".{target.name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        folder, name = str(gguf_path.parent), gguf_path.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        # The de-quantised weights are plain tensors; drop the GGUF quantiser so they save.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)
+    return target
+
+
+def resolve_folder(path: Path, cache_dir: Path) -> Path:
+    """The safetensors folder for ``path``: itself, or its cached conversion from GGUF."""
+    if path.is_file() and path.suffix == ".gguf":
+        return gguf_to_folder(path, cache_dir)
+    if (path / "config.json").exists():
+        return path
+    ggufs = sorted(path.glob("*.gguf")) if path.is_dir() else []
+    if len(ggufs) == 1:
+        return gguf_to_folder(ggufs[0], cache_dir)
+    raise FileNotFoundError(f"{path} is neither a model folder with config.json nor a .gguf file")
+
+
+def load_model(path: Path, *, cache_dir: Path, device: str = "auto") -> LoadedModel:
+    """Load a causal LM and its tokenizer for inference (eval mode, left padding)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_folder(Path(path), Path(cache_dir))
+    device = pick_device(device)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
+    model.eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, device=device, folder=folder)
