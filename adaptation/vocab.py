@@ -1,0 +1,342 @@
+"""Swap a model's vocabulary: new tokenizer, new input embeddings and new LM head.
+
+Every new token ``t`` is spelled with the OLD tokenizer (``ids(t) = [o_1 .. o_k]``) and its
+rows are initialised from the old rows (input embeddings and, when untied, the LM head):
+
+* ``mean``           e(t) = (1/k) · Σ_i E_old[o_i]
+* ``weighted_mean``  e(t) = Σ_i w_i · E_old[o_i],  w_i ∝ decay^i  (earlier pieces weigh more)
+* ``random``         e(t) ~ N(0, I) rescaled to the mean row norm of E_old (a baseline)
+* ``projection``     e(t) = M(t) · W,  W = argmin_W ‖M W − T‖² + ridge·‖W‖², where M holds
+  the mean-initialised rows and T the rows of a target model that already uses the new
+  tokenizer (Learned Embedding Propagation, arXiv 2412.21140)
+
+Spelling: a sentencepiece piece ``▁слово`` stands for `` слово`` (a word start); byte pieces
+``<0xNN>`` map to the old tokenizer's byte token (``<0xNN>`` or the byte-level ``Ġ``-style
+character); special tokens map to the old token with the same string, else to the old token
+of the same role (bos/eos/pad/unk). Specials are mapped this way under every method.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+InitMethod = Literal["mean", "weighted_mean", "random", "projection"]
+INIT_METHODS: tuple[str, ...] = ("mean", "weighted_mean", "random", "projection")
+
+
+@dataclass(frozen=True)
+class SwapConfig:
+    init: InitMethod = "mean"
+    decay: float = 0.5  # weighted_mean: weight of piece i is decay**i before normalising
+    ridge: float = 1e-4  # projection: Tikhonov term, relative to the mean of diag(MᵀM)
+    seed: int = 0  # random
+
+    def __post_init__(self) -> None:
+        if self.init not in INIT_METHODS:
+            raise ValueError(f"init must be one of {INIT_METHODS}")
+        if not 0 < self.decay <= 1:
+            raise ValueError("decay must be in (0, 1]")
+
+
+@dataclass
+class SwapReport:
+    init: str
+    old_vocab: int
+    new_vocab: int
+    tied: bool
+    special_mapped: int = 0  # new specials mapped to an old token
+    byte_mapped: int = 0  # byte-fallback pieces mapped to an old byte token
+    unspelled: int = 0  # tokens with no old spelling (initialised with the mean old row)
+    mean_pieces: float = 0.0  # average number of old tokens per new token
+    projection_residual: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def _byte_chars() -> dict[int, str]:
+    """GPT-2's byte-to-character table used by byte-level BPE vocabularies (``Ġ`` = space)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(c) for c in chars), strict=True))
+
+
+def _adds_prefix(tokenizer: Any) -> bool:
+    """True for sentencepiece-style tokenizers that mark the text start with ``▁``."""
+    ids = tokenizer("a", add_special_tokens=False)["input_ids"]
+    return bool(ids) and str(tokenizer.convert_ids_to_tokens(ids[0])).startswith("▁")
+
+
+def spell_new_tokens(old: Any, new: Any) -> tuple[list[list[int]], SwapReport]:
+    """For every new id, the old ids that spell it (possibly empty)."""
+    import re
+
+    new_vocab = len(new)
+    report = SwapReport(init="", old_vocab=len(old), new_vocab=new_vocab, tied=False)
+    tokens = new.convert_ids_to_tokens(list(range(new_vocab)))
+    special_strings = set(new.all_special_tokens) | {
+        t.content for t in getattr(new, "added_tokens_decoder", {}).values()
+    }
+    roles = {}
+    for role in ("bos_token", "eos_token", "pad_token", "unk_token"):
+        new_str, old_id = getattr(new, role, None), getattr(old, f"{role}_id", None)
+        if new_str is not None and old_id is not None:
+            roles[new_str] = old_id
+    old_vocab = old.get_vocab()
+    old_prefix = _adds_prefix(old)
+    byte_level = "Ġ" in old_vocab
+    spellings: list[list[int] | None] = [None] * new_vocab
+    texts: dict[int, str] = {}
+    for new_id, token in enumerate(tokens):
+        token = str(token)
+        if token in special_strings:
+            old_id = old_vocab.get(token)
+            old_id = old_id if old_id is not None else roles.get(token)
+            spellings[new_id] = [old_id] if old_id is not None else []
+            report.special_mapped += old_id is not None
+            continue
+        byte = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", token)
+        if byte:
+            value = int(byte.group(1), 16)
+            old_id = old_vocab.get(token)
+            if old_id is None and byte_level:
+                old_id = old_vocab.get(_byte_chars()[value])
+            if old_id is not None:
+                spellings[new_id] = [old_id]
+                report.byte_mapped += 1
+                continue
+            if value < 0x80:
+                texts[new_id] = chr(value)
+            else:
+                spellings[new_id] = []
+            continue
+        surface = token.replace("▁", " ")
+        if old_prefix and surface.startswith(" "):
+            surface = surface[1:] or " "  # the old tokenizer adds the word-start marker itself
+        texts[new_id] = surface
+    if texts:
+        ids = list(texts)
+        encoded = old([texts[i] for i in ids], add_special_tokens=False)["input_ids"]
+        for new_id, old_ids in zip(ids, encoded, strict=True):
+            spellings[new_id] = list(old_ids)
+    out = [s if s is not None else [] for s in spellings]
+    report.unspelled = sum(1 for s in out if not s)
+    spelled = [len(s) for s in out if s]
+    report.mean_pieces = sum(spelled) / len(spelled) if spelled else 0.0
+    return out, report
+
+
+def combine_rows(
+    old_rows: torch.Tensor, spellings: list[list[int]], *, decay: float | None = None
+) -> torch.Tensor:
+    """Rows ``Σ_i w_i · old_rows[o_i]``: uniform weights, or ``w_i ∝ decay**i`` when given.
+
+    Tokens with an empty spelling get the mean of all old rows. Works for 1-D ``old_rows``
+    (an LM head bias) as well as matrices.
+    """
+    old = old_rows.detach().float()
+    fallback = old.mean(dim=0)
+    out = torch.empty((len(spellings), *old.shape[1:]), dtype=torch.float32)
+    for new_id, ids in enumerate(spellings):
+        if not ids:
+            out[new_id] = fallback
+            continue
+        rows = old[torch.tensor(ids)]
+        if decay is None:
+            out[new_id] = rows.mean(dim=0)
+        else:
+            w = decay ** torch.arange(len(ids), dtype=torch.float32)
+            w = w / w.sum()
+            out[new_id] = (w.view(-1, *([1] * (rows.dim() - 1))) * rows).sum(dim=0)
+    return out.to(old_rows.dtype)
+
+
+def random_rows(old_rows: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """``count`` Gaussian rows, each rescaled to the mean L2 norm of ``old_rows``."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randn((count, old_rows.shape[1]), generator=generator)
+    norm = old_rows.detach().float().norm(dim=1).mean()
+    return (rows / rows.norm(dim=1, keepdim=True) * norm).to(old_rows.dtype)
+
+
+def fit_projection(
+    source: torch.Tensor, target: torch.Tensor, ridge: float = 1e-4
+) -> tuple[torch.Tensor, float]:
+    """Least squares ``W = (SᵀS + λI)⁻¹ SᵀT`` with ``λ = ridge · mean(diag SᵀS)``.
+
+    Returns ``W`` (d_source × d_target) and the relative residual ``‖SW − T‖ / ‖T‖``.
+    """
+    s, t = source.double(), target.double()
+    gram = s.T @ s
+    lam = ridge * gram.diagonal().mean()
+    eye = torch.eye(gram.shape[0], dtype=torch.float64)
+    weight = torch.linalg.solve(gram + lam * eye, s.T @ t)
+    residual = float((s @ weight - t).norm() / t.norm().clamp_min(1e-12))
+    return weight.to(source.dtype), residual
+
+
+def _apply_specials(rows: torch.Tensor, old_rows: torch.Tensor, spellings, specials) -> None:
+    for new_id in specials:
+        if spellings[new_id]:
+            rows[new_id] = old_rows[spellings[new_id]].float().mean(dim=0).to(rows.dtype)
+
+
+def new_rows(
+    old_rows: torch.Tensor,
+    spellings: list[list[int]],
+    config: SwapConfig,
+    *,
+    special_ids: list[int],
+    target_rows: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, float | None]:
+    """The initialised rows for one matrix (embeddings or head) and the projection residual."""
+    residual = None
+    if config.init == "mean":
+        rows = combine_rows(old_rows, spellings)
+    elif config.init == "weighted_mean":
+        rows = combine_rows(old_rows, spellings, decay=config.decay)
+    elif config.init == "random":
+        rows = random_rows(old_rows, len(spellings), config.seed)
+        _apply_specials(rows, old_rows, spellings, special_ids)
+    else:
+        if target_rows is None:
+            raise ValueError("init='projection' needs the target model's rows")
+        if target_rows.shape[0] != len(spellings):
+            raise ValueError(
+                f"target has {target_rows.shape[0]} rows, the new tokenizer {len(spellings)}"
+            )
+        mean = combine_rows(old_rows, spellings)
+        weight, residual = fit_projection(mean, target_rows.to(mean.dtype), config.ridge)
+        rows = mean @ weight
+        _apply_specials(rows, old_rows, spellings, special_ids)
+    return rows, residual
+
+
+def _sync_token_ids(model: Any, tokenizer: Any) -> None:
+    """Point config and generation config at the new tokenizer's special ids."""
+    for role in ("bos", "eos", "pad", "unk"):
+        token_id = getattr(tokenizer, f"{role}_token_id", None)
+        if hasattr(model.config, f"{role}_token_id") or token_id is not None:
+            setattr(model.config, f"{role}_token_id", token_id)
+        gen = getattr(model, "generation_config", None)
+        if gen is not None and role in ("bos", "eos", "pad"):
+            setattr(gen, f"{role}_token_id", token_id)
+
+
+def swap_vocabulary(
+    model: Any,
+    old_tokenizer: Any,
+    new_tokenizer: Any,
+    config: SwapConfig = SwapConfig(),
+    *,
+    target: Any | None = None,
+) -> SwapReport:
+    """Replace ``model``'s embeddings and LM head (in place) for ``new_tokenizer``.
+
+    ``target`` (a model using ``new_tokenizer``) is required for ``init='projection'``.
+    Tied heads stay tied; an untied head is initialised from the old head rows the same way.
+    """
+    spellings, report = spell_new_tokens(old_tokenizer, new_tokenizer)
+    report.init = config.init
+    special_ids = sorted(
+        set(new_tokenizer.all_special_ids) | set(getattr(new_tokenizer, "added_tokens_decoder", {}))
+    )
+    input_emb = model.get_input_embeddings()
+    output_emb = model.get_output_embeddings()
+    tied = output_emb is not None and output_emb.weight is input_emb.weight
+    report.tied = bool(tied)
+    old_in = input_emb.weight.detach().clone()
+    old_out = None if tied or output_emb is None else output_emb.weight.detach().clone()
+    old_bias = None
+    if output_emb is not None and getattr(output_emb, "bias", None) is not None:
+        old_bias = output_emb.bias.detach().clone()
+
+    target_in = target_out = None
+    if target is not None:
+        target_in = target.get_input_embeddings().weight.detach()
+        t_out = target.get_output_embeddings()
+        target_out = t_out.weight.detach() if t_out is not None else target_in
+
+    rows_in, res_in = new_rows(
+        old_in, spellings, config, special_ids=special_ids, target_rows=target_in
+    )
+    if res_in is not None:
+        report.projection_residual["embeddings"] = res_in
+    rows_out = None
+    if old_out is not None:
+        rows_out, res_out = new_rows(
+            old_out, spellings, config, special_ids=special_ids, target_rows=target_out
+        )
+        if res_out is not None:
+            report.projection_residual["lm_head"] = res_out
+
+    model.resize_token_embeddings(len(new_tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.copy_(rows_in)
+        head = model.get_output_embeddings()
+        if rows_out is not None:
+            head.weight.copy_(rows_out)
+        if old_bias is not None:
+            head.bias.copy_(combine_rows(old_bias, spellings))
+    if tied:
+        model.tie_weights()
+    model.config.vocab_size = len(new_tokenizer)
+    _sync_token_ids(model, new_tokenizer)
+    return report
+
+
+def save_adapted(
+    model: Any, tokenizer: Any, out_dir: Path, report: SwapReport | None = None
+) -> Path:
+    """Save model (safetensors) + tokenizer; ``adaptation_swap.json`` records the report."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    if report is not None:
+        (out_dir / "adaptation_swap.json").write_text(json.dumps(report.to_dict(), indent=2))
+    return out_dir
+
+
+def swap_vocab_folder(
+    model_path: Path,
+    tokenizer_dir: Path,
+    out_dir: Path,
+    config: SwapConfig = SwapConfig(),
+    *,
+    cache_dir: Path,
+    target_path: Path | None = None,
+) -> SwapReport:
+    """Load a model (folder or GGUF), swap its vocabulary, save the result to ``out_dir``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from adaptation.modelio import resolve_folder
+
+    folder = resolve_folder(Path(model_path), Path(cache_dir))
+    old = AutoTokenizer.from_pretrained(folder)
+    new = AutoTokenizer.from_pretrained(Path(tokenizer_dir))
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    target = None
+    if target_path is not None:
+        target_folder = resolve_folder(Path(target_path), Path(cache_dir))
+        target = AutoModelForCausalLM.from_pretrained(target_folder, dtype=torch.float32)
+    report = swap_vocabulary(model, old, new, config, target=target)
+    save_adapted(model, new, out_dir, report)
+    return report
