@@ -56,7 +56,7 @@ def vote_frame(data: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame
     """Validate ``data`` and return a new canonical vote frame.
 
     Accepts a DataFrame or an iterable of mappings (e.g. dicts from a query).
-    Extra columns are kept after the canonical ones; ``repeat`` defaults to False.
+    Extra columns are kept after the canonical ones; ``repeat`` defaults to False (also where missing).
     Raises :class:`VoteFrameError` on a missing column, a null id, an unknown
     choice, ``model_a == model_b``, a ``left`` outside the pair or negative seconds.
     """
@@ -86,9 +86,10 @@ def vote_frame(data: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame
     if (seconds < 0).any():
         raise VoteFrameError("seconds has negative values")
     df["seconds"] = seconds
-    if df["repeat"].isna().any():
-        raise VoteFrameError("column 'repeat' has missing values")
-    df["repeat"] = df["repeat"].astype(bool)
+    repeat = df["repeat"].astype(object).where(df["repeat"].notna(), False)
+    if not repeat.map(lambda v: isinstance(v, bool | np.bool_) or v in (0, 1)).all():
+        raise VoteFrameError("column 'repeat' must hold booleans")
+    df["repeat"] = repeat.astype(bool)
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[[*COLUMNS, *extra]]
 
