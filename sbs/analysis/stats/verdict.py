@@ -87,7 +87,7 @@ def _cell_sums(
     n_cols: int,
 ) -> npt.NDArray[np.float64]:
     flat = np.bincount(rows * n_cols + cols, weights=values, minlength=n_rows * n_cols)
-    return flat.reshape(n_rows, n_cols)
+    return np.asarray(flat, dtype=np.float64).reshape(n_rows, n_cols)
 
 
 def two_way_bootstrap_ratio(
