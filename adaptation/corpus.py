@@ -128,7 +128,8 @@ def _clean(text: str) -> str:
     text = re.sub(r"<ref[^>]*>.*?</ref>|<ref[^>]*/>", "", text, flags=re.S)
     text = re.sub(r"<[^<>]{0,40}>", "", text)
     text = html.unescape(text).replace("''", "").replace("\xa0", " ").replace("\u0301", "")
-    text = re.sub(r"[{}\[\]]", "", text)
+    text = re.sub(r"\s*\|\|\s*,?", "; ", text)  # "||" separates senses of a definition
+    text = re.sub(r"[{}\[\]|]", "", text)
     text = re.sub(r"\s+", " ", text).strip(" #;:,")
     return re.sub(r"\s+([,.;:!?])", r"\1", text)
 

@@ -1,0 +1,292 @@
+"""Command line: ``python -m adaptation <step> --help``.
+
+Steps: corpus, train-tokenizer, swap-vocab, train, merge-sweep, fertility. Progress goes to
+stderr; the last line on stdout is a JSON summary of the step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CACHE = Path(os.environ.get("SBS_MODEL_CACHE", "var/cache"))
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _add_text_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--text", type=Path, action="append", default=[], help=".txt or .jsonl (repeatable)"
+    )
+    parser.add_argument(
+        "--wordnet",
+        action="store_true",
+        help="add the training part of the wiki-ru-wordnet corpus",
+    )
+    parser.add_argument("--max-lines", type=int, default=None, help="cap on wordnet lines")
+
+
+def _texts(args: argparse.Namespace) -> list[str]:
+    from adaptation.corpus import CorpusConfig, is_heldout, iter_texts, wordnet_lines
+
+    lines = list(iter_texts(args.text))
+    if args.wordnet:
+        cfg = CorpusConfig(max_lines=args.max_lines)
+        lines += [
+            line
+            for line in wordnet_lines(cfg)
+            if not is_heldout(line, cfg.heldout_fraction, cfg.seed)
+        ]
+    if not lines:
+        raise SystemExit("no text: give --text FILE and/or --wordnet")
+    _log(f"text: {len(lines)} lines, {sum(map(len, lines))} characters")
+    return lines
+
+
+def _tokenizer(path: Path, cache_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    from adaptation.modelio import resolve_folder
+
+    path = Path(path)
+    if path.is_dir() and (path / "tokenizer_config.json").exists():
+        return AutoTokenizer.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(resolve_folder(path, cache_dir))
+
+
+def _progress(step: int, total: int, loss: float) -> None:
+    _log(f"step {step}/{total} loss {loss:.4f}")
+
+
+def cmd_corpus(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.corpus import CorpusConfig, write_corpus
+
+    cfg = CorpusConfig(max_lines=args.max_lines, heldout_fraction=args.heldout_fraction)
+    stats = write_corpus(args.out, cfg, files=args.text, use_wordnet=not args.no_wordnet)
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(stats).items()}
+
+
+def cmd_train_tokenizer(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.fertility import fertility
+    from adaptation.tokenizer import TokenizerConfig, train_tokenizer
+
+    cfg = TokenizerConfig(
+        vocab_size=args.vocab_size,
+        model_type=args.model_type,
+        character_coverage=args.character_coverage,
+        byte_fallback=not args.no_byte_fallback,
+        split_digits=not args.no_split_digits,
+    )
+    original = _tokenizer(args.original, args.cache_dir) if args.original else None
+    lines = _texts(args)
+    _log(f"training a {cfg.model_type} tokenizer of {cfg.vocab_size} pieces")
+    out = train_tokenizer(lines, args.out, cfg, original=original)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out)
+    return {
+        "out": str(out),
+        "vocab_size": len(tok),
+        "sample": fertility(tok, lines[:200]).to_dict(),
+    }
+
+
+def cmd_swap_vocab(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.vocab import SwapConfig, swap_vocab_folder
+
+    cfg = SwapConfig(init=args.init, decay=args.decay, seed=args.seed)
+    _log(f"swapping the vocabulary of {args.model} ({cfg.init} init)")
+    report = swap_vocab_folder(
+        args.model, args.tokenizer, args.out, cfg, cache_dir=args.cache_dir, target_path=args.target
+    )
+    return {"out": str(args.out), **report.to_dict()}
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.training import TrainConfig, train_folder
+
+    cfg = TrainConfig(
+        mode=args.mode,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        learning_rate=args.lr,
+        warmup_steps=args.warmup_steps,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        target_modules=tuple(args.target_modules.split(",")),
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+    )
+    lines = _texts(args)
+    result = train_folder(
+        args.model,
+        lines,
+        args.out,
+        cfg,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        resume=args.resume,
+        on_step=_progress,
+    )
+    summary = result.to_dict()
+    summary["final_loss"] = result.losses[-1] if result.losses else None
+    summary.pop("losses")
+    return summary
+
+
+def _grid(text: str) -> tuple[float, ...]:
+    return tuple(float(Fraction(part.strip())) for part in text.split(",") if part.strip())
+
+
+def cmd_merge_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.corpus import read_text_file
+    from adaptation.merging import MergeConfig, load_choices, merge_sweep_folder
+    from adaptation.scoring import ScoringConfig
+
+    heldout = list(read_text_file(args.heldout))
+    choices = load_choices(args.choices) if args.choices else None
+    cfg = MergeConfig(
+        grid=_grid(args.grid),
+        select_by=args.select_by,
+        scoring=ScoringConfig(max_length=args.max_length),
+    )
+    _log(f"sweeping phi over {cfg.grid} on {len(heldout)} held-out lines")
+    result = merge_sweep_folder(
+        args.adapter,
+        heldout,
+        args.out,
+        cfg,
+        cache_dir=args.cache_dir,
+        base_path=args.base,
+        choices=choices,
+        device=args.device,
+    )
+    for score in result.scores:
+        _log(f"phi {score.phi:.3f}  bpc {score.bpc:.4f}  accuracy {score.accuracy}")
+    return result.to_dict()
+
+
+def cmd_fertility(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.corpus import read_text_file
+    from adaptation.fertility import FertilityConfig, fertility
+
+    lines = list(read_text_file(args.text))
+    cfg = FertilityConfig(probe_words=tuple(args.word) or ("интеллект",))
+    out = {}
+    for path in args.tokenizer:
+        report = fertility(_tokenizer(path, args.cache_dir), lines, cfg)
+        _log(
+            f"{path}: {report.tokens_per_word:.3f} tokens/word, "
+            f"{report.chars_per_token:.3f} chars/token, {report.probes}"
+        )
+        out[str(path)] = report.to_dict()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m adaptation", description="Russian adaptation of a causal LM."
+    )
+    sub = parser.add_subparsers(dest="step", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--cache-dir", type=Path, default=DEFAULT_CACHE, help="GGUF conversion cache"
+        )
+        return p
+
+    p = add("corpus", "write train.txt / heldout.txt from wiki-ru-wordnet and user files")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--text", type=Path, action="append", default=[])
+    p.add_argument("--no-wordnet", action="store_true")
+    p.add_argument("--max-lines", type=int, default=None)
+    p.add_argument("--heldout-fraction", type=float, default=0.02)
+    p.set_defaults(func=cmd_corpus)
+
+    p = add("train-tokenizer", "train a sentencepiece tokenizer, saved as a HF tokenizer")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--original", type=Path, help="model/tokenizer whose specials to keep")
+    p.add_argument("--vocab-size", type=int, default=32000)
+    p.add_argument("--model-type", choices=("unigram", "bpe"), default="unigram")
+    p.add_argument("--character-coverage", type=float, default=0.9995)
+    p.add_argument("--no-byte-fallback", action="store_true")
+    p.add_argument("--no-split-digits", action="store_true")
+    _add_text_args(p)
+    p.set_defaults(func=cmd_train_tokenizer)
+
+    p = add("swap-vocab", "swap a model's vocabulary and initialise the new embeddings")
+    p.add_argument("--model", type=Path, required=True, help="model folder or .gguf")
+    p.add_argument("--tokenizer", type=Path, required=True, help="new tokenizer folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--init", choices=("mean", "weighted_mean", "random", "projection"), default="mean"
+    )
+    p.add_argument("--decay", type=float, default=0.5, help="weighted_mean: weight decay^i")
+    p.add_argument("--target", type=Path, help="projection: model already on the new tokenizer")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_swap_vocab)
+
+    p = add("train", "train embeddings only, LoRA, or end-to-end LoRA on Russian text")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--mode", choices=("embeddings", "lora", "end_to_end_lora"), default="embeddings"
+    )
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument(
+        "--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    )
+    p.add_argument("--checkpoint-every", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    _add_text_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = add("merge-sweep", "choose the merging factor phi on held-out text and merge")
+    p.add_argument("--adapter", type=Path, required=True, help="LoRA adapter folder")
+    p.add_argument("--base", type=Path, help="base model (default: the adapter's)")
+    p.add_argument("--heldout", type=Path, required=True, help=".txt or .jsonl")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--grid", default="0,1/3,1/2,2/3,1")
+    p.add_argument("--choices", type=Path, help="JSONL: question, options, answer")
+    p.add_argument("--select-by", choices=("auto", "bpc", "accuracy"), default="auto")
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_merge_sweep)
+
+    p = add("fertility", "tokens per word and characters per token of tokenizers on a text")
+    p.add_argument("--tokenizer", type=Path, action="append", required=True)
+    p.add_argument("--text", type=Path, required=True)
+    p.add_argument("--word", action="append", default=[])
+    p.set_defaults(func=cmd_fertility)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    began = time.perf_counter()
+    summary = args.func(args)
+    summary = {"step": args.step, "seconds": round(time.perf_counter() - began, 3), **summary}
+    print(json.dumps(summary, ensure_ascii=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
