@@ -197,3 +197,21 @@ def test_mle_that_does_not_exist_is_flagged() -> None:
     fit = fit_bradley_terry(cells, max_iter=30)
     assert not fit.converged
     assert fit_bradley_terry(cells, l2=0.1).converged
+
+
+def test_davidson_on_frame_with_bootstrap() -> None:
+    a, b, code = _votes(600, seed=8, tie_share=0.3)
+    result = bradley_terry(_frame(a, b, code), ties="davidson", rounds=100, seed=1)
+    fit = fit_bradley_terry(cells_from_codes(a, b, code, 4), ties="davidson")
+    assert result.tie_nu == pytest.approx(fit.nu)
+    for rating in result.ratings:
+        assert rating.elo_low < rating.elo < rating.elo_high  # type: ignore[operator]
+    assert result.rounds_not_converged == 0
+
+
+def test_bootstrap_rounds_without_mle_are_counted() -> None:
+    # Two models, 3 decisive votes 2:1: some resamples are 3:0 and have no finite MLE.
+    a, b, code = np.array([0, 0, 0]), np.array([1, 1, 1]), np.array([2, 2, 0])
+    result = bradley_terry(_frame(a, b, code), rounds=50, seed=0)
+    assert result.converged
+    assert 0 < result.rounds_not_converged < 50

@@ -74,8 +74,12 @@ def _reference_two_way(data: pd.DataFrame, rounds: int, seed: int) -> list[float
     ann = list(pd.unique(data["annotator"]))
     cell = {(r.question, r.annotator): r.outcome for r in data.itertuples()}
     rng = np.random.default_rng(seed)
-    q_draw = rng.integers(0, len(qs), size=(rounds, len(qs)))
-    a_draw = rng.integers(0, len(ann), size=(rounds, len(ann)))
+    q_parts, a_parts = [], []
+    for start in range(0, rounds, 256):  # documented draw order: blocks of 256 rounds
+        k = min(256, rounds - start)
+        q_parts.append(rng.integers(0, len(qs), size=(k, len(qs))))
+        a_parts.append(rng.integers(0, len(ann), size=(k, len(ann))))
+    q_draw, a_draw = np.vstack(q_parts), np.vstack(a_parts)
     out = []
     for r in range(rounds):
         score = votes = 0.0

@@ -19,8 +19,12 @@ rounds, warm-started from the point estimate, on per-pair counts (one sparse pro
 maps cells to pairs). Percentile intervals.
 
 ``both_bad`` votes are excluded by default (``both_bad="tie"`` counts them as ties).
-If some model never loses (or never wins) the MLE does not exist; the fit then stops
-at ``max_iter`` and reports ``converged=False`` (use ``l2 > 0`` for a ridge-penalised fit).
+If the "i beat j" graph (a tie counts both ways) is not strongly connected — e.g. a
+model never lost — the MLE does not exist (Ford 1957): the fit is then reported with
+``converged=False`` and its ratings are not meaningful; use ``l2 > 0`` for a
+ridge-penalised fit. Bootstrap rounds without an MLE are counted in
+``rounds_not_converged`` and kept in the percentiles (they widen the interval, as they
+do in Chatbot Arena's bootstrap).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from sbs.analysis.stats._plain import opt_float, plain
 from sbs.analysis.stats.frame import derive_outcomes, first_votes, models_in
@@ -272,6 +277,35 @@ def _newton(
     return x, done, iterations
 
 
+def _mle_exists(
+    pm: _PairMap, n_models: int, w: FloatArray, lo_loss: FloatArray, t: FloatArray
+) -> npt.NDArray[np.bool_]:
+    """Per round: does the MLE exist? (Ford 1957: the "i beat j" graph is strongly connected.)
+
+    A tie counts as an edge both ways. Fast path: every pair that met in the data has
+    both directions in the round and the pairs connect all models; the remaining rounds
+    are checked with ``scipy.sparse.csgraph.connected_components(connection="strong")``.
+    """
+    rounds = w.shape[0]
+    if n_models < 2:
+        return np.ones(rounds, dtype=bool)
+    forward = (w > 0) | (t > 0)  # lo -> hi
+    backward = (lo_loss > 0) | (t > 0)  # hi -> lo
+    support = sparse.coo_matrix(
+        (np.ones(len(pm.lo)), (pm.lo, pm.hi)), shape=(n_models, n_models)
+    ).tocsr()
+    n_parts, _ = connected_components(support, directed=False)
+    ok = np.zeros(rounds, dtype=bool)
+    if n_parts == 1:
+        ok = (forward & backward).all(axis=1)
+    for r in np.flatnonzero(~ok):
+        rows = np.concatenate([pm.lo[forward[r]], pm.hi[backward[r]]])
+        cols = np.concatenate([pm.hi[forward[r]], pm.lo[backward[r]]])
+        graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_models, n_models))
+        ok[r] = connected_components(graph.tocsr(), directed=True, connection="strong")[0] == 1
+    return ok
+
+
 def _solve(
     cells: Cells,
     weights: FloatArray,
@@ -302,6 +336,8 @@ def _solve(
         )
         x[block], converged[block], its = _newton(problem, x0[block], tol, max_iter)
         iterations = max(iterations, its)
+    if l2 <= 0:
+        converged &= _mle_exists(pm, cells.n_models, w, lo_loss, t)
     theta = x[:, : cells.n_models]
     theta = theta - theta.mean(axis=1, keepdims=True)
     nu = None

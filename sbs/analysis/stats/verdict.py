@@ -102,9 +102,9 @@ def two_way_bootstrap_ratio(
 ) -> npt.NDArray[np.float64]:
     """Bootstrap replicates of sum(num) / sum(den), resampling questions AND annotators.
 
-    Round r draws ``rng.integers(0, Q, (rounds, Q))`` questions and then
-    ``rng.integers(0, A, (rounds, A))`` annotators (all rounds drawn up front, in that
-    order); a vote in cell (q, a) enters the round with weight
+    Rounds are drawn in blocks of ``chunk``: for each block, ``rng.integers(0, Q, (k, Q))``
+    questions and then ``rng.integers(0, A, (k, A))`` annotators, with
+    ``rng = np.random.default_rng(seed)``; a vote in cell (q, a) enters a round with weight
     ``count_r(q) * count_r(a)`` — every vote in the product of the drawn questions and
     drawn annotators (Owen 2007, pigeonhole bootstrap). The ratio per round is
     ``cq_r · N · ca_r / cq_r · D · ca_r`` with N, D the per-cell sums. Rounds with a
@@ -122,15 +122,15 @@ def two_way_bootstrap_ratio(
     num_cells = _cell_sums(q_codes, a_codes, num, n_q, n_a)
     den_cells = _cell_sums(q_codes, a_codes, den, n_q, n_a)
     rng = np.random.default_rng(seed)
-    q_draws = rng.integers(0, n_q, size=(rounds, n_q))
-    a_draws = rng.integers(0, n_a, size=(rounds, n_a))
     out = np.empty(rounds)
     for start in range(0, rounds, chunk):
         stop = min(start + chunk, rounds)
         k = stop - start
+        q_draws = rng.integers(0, n_q, size=(k, n_q))
+        a_draws = rng.integers(0, n_a, size=(k, n_a))
         offsets = np.arange(k)[:, None]
-        cq = np.bincount((q_draws[start:stop] + offsets * n_q).ravel(), minlength=k * n_q)
-        ca = np.bincount((a_draws[start:stop] + offsets * n_a).ravel(), minlength=k * n_a)
+        cq = np.bincount((q_draws + offsets * n_q).ravel(), minlength=k * n_q)
+        ca = np.bincount((a_draws + offsets * n_a).ravel(), minlength=k * n_a)
         cq = cq.reshape(k, n_q).astype(float)
         ca = ca.reshape(k, n_a).astype(float)
         top = ((cq @ num_cells) * ca).sum(axis=1)
