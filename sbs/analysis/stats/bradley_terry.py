@@ -295,9 +295,9 @@ def _mle_exists(
         (np.ones(len(pm.lo)), (pm.lo, pm.hi)), shape=(n_models, n_models)
     ).tocsr()
     n_parts, _ = connected_components(support, directed=False)
-    ok = np.zeros(rounds, dtype=bool)
+    ok: npt.NDArray[np.bool_] = np.zeros(rounds, dtype=bool)
     if n_parts == 1:
-        ok = (forward & backward).all(axis=1)
+        ok = np.asarray((forward & backward).all(axis=1), dtype=bool)
     for r in np.flatnonzero(~ok):
         rows = np.concatenate([pm.lo[forward[r]], pm.hi[backward[r]]])
         cols = np.concatenate([pm.hi[forward[r]], pm.lo[backward[r]]])
