@@ -1,0 +1,126 @@
+import json
+
+import pytest
+
+from adaptation.__main__ import build_parser, main
+
+STEPS = ["corpus", "train-tokenizer", "swap-vocab", "train", "merge-sweep", "fertility"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_help(step, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([step, "--help"])
+    assert exit_info.value.code == 0
+    assert step in capsys.readouterr().out
+
+
+def _run(capsys, *argv):
+    assert main([str(a) for a in argv]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_tiny_end_to_end(tmp_path, capsys, ru_lines, old_model_dir):
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(ru_lines[:600]), encoding="utf-8")
+    heldout = tmp_path / "heldout.txt"
+    heldout.write_text("\n".join(ru_lines[600:610]), encoding="utf-8")
+    cache = ["--cache-dir", tmp_path / "cache"]
+
+    tok = _run(
+        capsys,
+        "train-tokenizer",
+        "--text",
+        text,
+        "--original",
+        old_model_dir,
+        "--vocab-size",
+        500,
+        "--out",
+        tmp_path / "tok",
+        *cache,
+    )
+    assert tok["vocab_size"] == 500
+    swap = _run(
+        capsys,
+        "swap-vocab",
+        "--model",
+        old_model_dir,
+        "--tokenizer",
+        tmp_path / "tok",
+        "--out",
+        tmp_path / "swapped",
+        *cache,
+    )
+    assert swap["new_vocab"] == 500 and swap["special_mapped"] == 3
+    emb = _run(
+        capsys,
+        "train",
+        "--model",
+        tmp_path / "swapped",
+        "--text",
+        text,
+        "--steps",
+        2,
+        "--batch-size",
+        2,
+        "--seq-len",
+        32,
+        "--out",
+        tmp_path / "emb",
+        *cache,
+    )
+    assert (
+        emb["mode"] == "embeddings" and (tmp_path / "emb" / "model" / "model.safetensors").exists()
+    )
+    lora = _run(
+        capsys,
+        "train",
+        "--model",
+        tmp_path / "emb" / "model",
+        "--text",
+        text,
+        "--mode",
+        "lora",
+        "--steps",
+        2,
+        "--batch-size",
+        2,
+        "--seq-len",
+        32,
+        "--lora-alpha",
+        512,
+        "--out",
+        tmp_path / "lora",
+        *cache,
+    )
+    assert (tmp_path / "lora" / "adapter" / "adapter_model.safetensors").exists()
+    assert lora["chars_per_second"] > 0
+    sweep = _run(
+        capsys,
+        "merge-sweep",
+        "--adapter",
+        tmp_path / "lora" / "adapter",
+        "--heldout",
+        heldout,
+        "--grid",
+        "0,1/2,1",
+        "--out",
+        tmp_path / "merged",
+        *cache,
+    )
+    assert [s["phi"] for s in sweep["scores"]] == [0.0, 0.5, 1.0]
+    assert (tmp_path / "merged" / "model.safetensors").exists()
+    fert = _run(
+        capsys,
+        "fertility",
+        "--tokenizer",
+        old_model_dir,
+        "--tokenizer",
+        tmp_path / "tok",
+        "--text",
+        heldout,
+        *cache,
+    )
+    assert set(fert) >= {str(old_model_dir), str(tmp_path / "tok")}
+    assert "интеллект" in fert[str(tmp_path / "tok")]["probes"]

@@ -1,0 +1,68 @@
+import torch
+
+from adaptation.training import TrainConfig, pack_texts, train
+from tests.adaptation.conftest import tiny_model
+
+CFG = TrainConfig(steps=4, batch_size=2, seq_len=32, learning_rate=1e-2)
+
+
+def test_embeddings_only_training_freezes_the_body(new_tokenizer, ru_lines):
+    model = tiny_model(len(new_tokenizer), tied=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+    model, result = train(
+        model, new_tokenizer, ru_lines[:200], CFG, on_step=lambda *a: seen.append(a)
+    )
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"model.embed_tokens.weight", "lm_head.weight"}
+    assert [s[:2] for s in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert result.losses == [s[2] for s in seen] and len(result.losses) == 4
+    assert result.tokens == 4 * 2 * 32
+    assert result.tokens_per_second > 0 and result.chars_per_second > 0
+    assert result.trainable_params == 2 * len(new_tokenizer) * 32
+
+
+def test_packing_counts_characters_of_the_text(new_tokenizer):
+    texts = ["Привет, мир! Это первая строка.", "Вторая строка текста подлиннее первой."] * 20
+    packed = pack_texts(new_tokenizer, texts, 16)
+    total = sum(len(t) for t in texts)
+    assert packed.blocks.shape[1] == 16
+    assert 0 < float(packed.chars.sum()) <= total
+
+
+def test_resume_from_checkpoint_is_exact(tmp_path, new_tokenizer, ru_lines):
+    texts = ru_lines[:200]
+    full, full_result = train(tiny_model(len(new_tokenizer)), new_tokenizer, texts, CFG)
+    half = TrainConfig(**{**CFG.__dict__, "steps": 2})
+    train(tiny_model(len(new_tokenizer)), new_tokenizer, texts, half, checkpoint_dir=tmp_path)
+    assert (tmp_path / "trainable.safetensors").exists()
+    resumed, result = train(
+        tiny_model(len(new_tokenizer)),
+        new_tokenizer,
+        texts,
+        CFG,
+        checkpoint_dir=tmp_path,
+        resume=True,
+    )
+    assert result.losses == full_result.losses
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_lora_trains_only_adapters(new_tokenizer, ru_lines):
+    model = tiny_model(len(new_tokenizer))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TrainConfig(mode="lora", steps=2, batch_size=2, seq_len=32, lora_r=4, lora_alpha=512)
+    peft_model, result = train(model, new_tokenizer, ru_lines[:200], cfg)
+    names = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    base = peft_model.get_base_model().state_dict()
+    for key, value in before.items():
+        peft_key = key.replace(".weight", ".base_layer.weight")
+        assert torch.equal(value, base.get(key, base.get(peft_key))), key
+    from peft.tuners.lora.layer import LoraLayer
+
+    scaling = {m.scaling["default"] for m in peft_model.modules() if isinstance(m, LoraLayer)}
+    assert scaling == {512 / 4}
+    assert result.mode == "lora" and len(result.losses) == 2
