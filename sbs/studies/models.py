@@ -1,0 +1,233 @@
+"""Question sets, models, studies, generation runs, answers, pairs and assignments."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+class QuestionSet(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    language = models.CharField(_("language"), max_length=16, default="ru")
+    sha256 = models.CharField(max_length=64, help_text="sha256 of the canonical JSON content")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Question(models.Model):
+    question_set = models.ForeignKey(
+        QuestionSet, on_delete=models.CASCADE, related_name="questions"
+    )
+    external_id = models.CharField(max_length=200)
+    text = models.TextField()
+    category = models.CharField(max_length=100, blank=True, default="")
+    reference = models.TextField(blank=True, default="")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["question_set", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["question_set", "external_id"], name="question_unique_external_id"
+            ),
+            models.UniqueConstraint(
+                fields=["question_set", "position"], name="question_unique_position"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.question_set_id}:{self.external_id}"
+
+
+class ModelEntry(models.Model):
+    class Kind(models.TextChoices):
+        HF_FOLDER = "hf_folder", _("Hugging Face folder")
+        GGUF = "gguf", _("GGUF file")
+
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    path = models.CharField(max_length=1000, help_text="relative to MODEL_STORE, or absolute")
+    architecture = models.CharField(max_length=200, blank=True, default="")
+    tokenizer_class = models.CharField(max_length=200, blank=True, default="")
+    total_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    recipe = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        GENERATING = "generating", _("generating answers")
+        OPEN = "open", _("open for votes")
+        CLOSED = "closed", _("closed")
+
+    name = models.CharField(_("name"), max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_studies"
+    )
+    question_set = models.ForeignKey(QuestionSet, on_delete=models.PROTECT, related_name="studies")
+    model_a = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    model_b = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    generation = models.JSONField(default=dict, blank=True)
+    seed = models.IntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    judgments_per_pair = models.PositiveIntegerField(
+        null=True, blank=True, help_text="empty: every annotator judges every pair"
+    )
+    repeat_share = models.FloatField(default=0.0)
+    annotators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="annotated_studies"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(model_a=F("model_b")), name="study_two_distinct_models"
+            ),
+            models.CheckConstraint(
+                condition=Q(repeat_share__gte=0) & Q(repeat_share__lte=0.5),
+                name="study_repeat_share_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(judgments_per_pair__isnull=True) | Q(judgments_per_pair__gte=1),
+                name="study_judgments_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GenerationRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="runs")
+    model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    device = models.CharField(max_length=64, blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    done_count = models.PositiveIntegerField(default=0)
+    total_count = models.PositiveIntegerField(default=0)
+    load_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "model"], name="run_unique_study_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+
+class Answer(models.Model):
+    class StopReason(models.TextChoices):
+        EOS = "eos", _("end of sequence")
+        LENGTH = "length", _("length limit")
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="answers")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="answers")
+    text = models.TextField()
+    prompt_tokens = models.PositiveIntegerField()
+    new_tokens = models.PositiveIntegerField()
+    seconds = models.FloatField(help_text="generation wall time of this answer")
+    tokenize_seconds = models.FloatField(default=0.0)
+    batch_size = models.PositiveIntegerField(default=1)
+    stop_reason = models.CharField(max_length=16, choices=StopReason.choices)
+    self_identifies = models.BooleanField(default=False)
+    excluded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "question__position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "question"], name="answer_unique_run_question")
+        ]
+
+    def __str__(self) -> str:
+        return f"answer run={self.run_id} question={self.question_id}"
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def chars_per_second(self) -> float:
+        return len(self.text) / self.seconds if self.seconds > 0 else 0.0
+
+
+class Pair(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="pairs")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["study", "question__position"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "question"], name="pair_unique_study_question")
+        ]
+
+    def __str__(self) -> str:
+        return f"pair study={self.study_id} question={self.question_id}"
+
+
+class Assignment(models.Model):
+    """One annotator's judgment slot for one pair, with the side each model is shown on."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    left_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    order = models.PositiveIntegerField()
+    repeat_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="repeat"
+    )
+
+    class Meta:
+        ordering = ["annotator", "order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pair", "annotator"],
+                condition=Q(repeat_of__isnull=True),
+                name="assignment_unique_first_judgment",
+            ),
+        ]
+        indexes = [models.Index(fields=["annotator", "order"])]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} pair={self.pair_id} annotator={self.annotator_id}"

@@ -1,0 +1,203 @@
+"""Researcher pages: question sets, models, studies. Thin: parse, call a service, render."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from sbs.accounts.roles import researcher_required
+from sbs.studies import services
+from sbs.studies.forms import (
+    AddAnnotatorsForm,
+    ModelRegisterForm,
+    QuestionImportForm,
+    StudyCreateForm,
+)
+from sbs.studies.importers import QuestionFileError
+from sbs.studies.modelfiles import ModelFileError
+from sbs.studies.models import Answer, ModelEntry, QuestionSet, Study
+
+
+def _own_study(request: HttpRequest, pk: int) -> Study:
+    return get_object_or_404(Study, pk=pk, owner=request.user)
+
+
+@researcher_required
+def question_sets(request: HttpRequest) -> HttpResponse:
+    form = QuestionImportForm(request.POST or None, request.FILES or None)
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            qset = services.question_set_import(
+                name=form.cleaned_data["name"],
+                data=upload.read(),
+                filename=upload.name,
+                user=request.user,
+            )
+        except QuestionFileError as exc:
+            errors = [str(e) for e in exc.errors]
+        except services.ServiceError as exc:
+            errors = [str(exc)]
+        else:
+            messages.success(
+                request, _("Imported %(n)d questions.") % {"n": qset.questions.count()}
+            )
+            return redirect("studies:question_sets")
+    sets = QuestionSet.objects.annotate(n=Count("questions"))
+    return render(
+        request, "studies/question_sets.html", {"form": form, "sets": sets, "errors": errors}
+    )
+
+
+@researcher_required
+def question_set_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    qset = get_object_or_404(QuestionSet, pk=pk)
+    return render(
+        request,
+        "studies/question_set_detail.html",
+        {"qset": qset, "questions": qset.questions.all()},
+    )
+
+
+@researcher_required
+def models_list(request: HttpRequest) -> HttpResponse:
+    form = ModelRegisterForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["archive"]:
+                upload = data["archive"]
+                suffix = "".join(Path(upload.name).suffixes[-2:]) or ".bin"
+                with tempfile.TemporaryDirectory() as tmp:
+                    staged = Path(tmp) / f"upload{suffix}"
+                    with staged.open("wb") as handle:
+                        for chunk in upload.chunks():
+                            handle.write(chunk)
+                    entry = services.model_register(
+                        name=data["name"], source=staged, user=request.user, parent=data["parent"]
+                    )
+            else:
+                entry = services.model_register(
+                    name=data["name"],
+                    source=Path(data["path"]),
+                    user=request.user,
+                    parent=data["parent"],
+                )
+        except (ModelFileError, services.ServiceError, FileNotFoundError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("Model %(name)s registered.") % {"name": entry.name})
+            return redirect("studies:models")
+    return render(
+        request,
+        "studies/models.html",
+        {"form": form, "models": ModelEntry.objects.select_related("parent")},
+    )
+
+
+@researcher_required
+def study_list(request: HttpRequest) -> HttpResponse:
+    form = StudyCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            study = services.study_create(
+                owner=request.user,
+                name=d["name"],
+                question_set=d["question_set"],
+                model_a=d["model_a"],
+                model_b=d["model_b"],
+                generation={
+                    "max_new_tokens": d["max_new_tokens"],
+                    "temperature": d["temperature"],
+                    "use_chat_template": d["use_chat_template"],
+                    "batch_size": d["batch_size"],
+                },
+                seed=d["seed"],
+                judgments_per_pair=d["judgments_per_pair"],
+                repeat_share=d["repeat_share"],
+            )
+        except (services.ServiceError, ValueError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("studies:detail", pk=study.pk)
+    studies = Study.objects.filter(owner=request.user).select_related(
+        "question_set", "model_a", "model_b"
+    )
+    return render(request, "studies/study_list.html", {"form": form, "studies": studies})
+
+
+@researcher_required
+def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    study = _own_study(request, pk)
+    form = AddAnnotatorsForm(request.POST or None)
+    invites: list[tuple[str, str]] = []
+    if request.method == "POST" and form.is_valid():
+        added = services.study_add_annotators(study=study, users=form.cleaned_data["existing"])
+        names = [n for n in form.cleaned_data["names"].splitlines() if n.strip()]
+        created = services.annotators_create_bulk(study=study, names=names, created_by=request.user)
+        invites = [
+            (u.username, request.build_absolute_uri(reverse("invite", args=[token])))
+            for u, token in created
+        ]
+        messages.success(request, _("%(n)d annotators added.") % {"n": added + len(created)})
+        if not invites:
+            return redirect("studies:detail", pk=study.pk)
+    runs = study.runs.select_related("model")
+    flagged = Answer.objects.filter(run__study=study, self_identifies=True).select_related(
+        "question", "run__model"
+    )
+    return render(
+        request,
+        "studies/study_detail.html",
+        {
+            "study": study,
+            "runs": runs,
+            "form": form,
+            "invites": invites,
+            "annotators": study.annotators.order_by("username"),
+            "flagged": flagged,
+            "refresh": study.status == Study.Status.GENERATING,
+        },
+    )
+
+
+@researcher_required
+@require_POST
+def study_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    study = _own_study(request, pk)
+    try:
+        if action == "start":
+            services.study_start(study=study)
+        elif action == "close":
+            services.study_close(study=study)
+        elif action == "reopen":
+            services.study_reopen(study=study)
+        elif action == "retry":
+            for run in study.runs.all():
+                services.run_retry(run=run)
+        else:
+            return HttpResponse(status=400)
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+    return redirect("studies:detail", pk=study.pk)
+
+
+@researcher_required
+def study_answers(request: HttpRequest, pk: int) -> HttpResponse:
+    study = _own_study(request, pk)
+    answers = (
+        Answer.objects.filter(run__study=study)
+        .select_related("question", "run__model")
+        .order_by("question__position", "run__model__name")
+    )
+    return render(request, "studies/answers.html", {"study": study, "answers": answers})

@@ -1,0 +1,71 @@
+"""Reads for the annotator's screens. Nothing here returns a model's name or id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q
+
+from sbs.studies.models import Answer, Assignment, Study
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    study: Study
+    done: int
+    total: int
+
+
+def annotator_studies(user: Any) -> list[StudyProgress]:
+    rows = (
+        Study.objects.filter(pairs__assignments__annotator=user)
+        .annotate(
+            total=Count("pairs__assignments", filter=Q(pairs__assignments__annotator=user)),
+            done=Count("pairs__assignments__vote", filter=Q(pairs__assignments__annotator=user)),
+        )
+        .order_by("-created_at")
+        .distinct()
+    )
+    return [StudyProgress(study=s, done=s.done, total=s.total) for s in rows]
+
+
+def next_assignment(user: Any, study: Study) -> Assignment | None:
+    """The first unvoted assignment in the annotator's own order: resuming is automatic."""
+    return (
+        Assignment.objects.filter(pair__study=study, annotator=user, vote__isnull=True)
+        .select_related("pair__question")
+        .order_by("order")
+        .first()
+    )
+
+
+def progress(user: Any, study: Study) -> tuple[int, int]:
+    qs = Assignment.objects.filter(pair__study=study, annotator=user)
+    return qs.filter(vote__isnull=False).count(), qs.count()
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What the vote screen shows: a question and two texts, by position only."""
+
+    assignment_id: int
+    question: str
+    left_text: str
+    right_text: str
+
+
+def screen_for(assignment: Assignment) -> Screen:
+    study = assignment.pair.study
+    other = study.model_b_id if assignment.left_model_id == study.model_a_id else study.model_a_id
+    texts = dict(
+        Answer.objects.filter(run__study=study, question=assignment.pair.question_id).values_list(
+            "run__model_id", "text"
+        )
+    )
+    return Screen(
+        assignment_id=assignment.pk,
+        question=assignment.pair.question.text,
+        left_text=texts.get(assignment.left_model_id, ""),
+        right_text=texts.get(other, ""),
+    )

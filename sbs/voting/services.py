@@ -1,0 +1,73 @@
+"""Recording votes. The database constraint (one vote per assignment) is the last line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from sbs.studies.models import Assignment, Study
+from sbs.voting.models import Choice, Vote, VoteRevision
+
+MAX_SECONDS_ON_PAGE = 24 * 3600.0
+
+
+class VoteError(ValueError):
+    """A refused vote, with a message for the annotator."""
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    vote: Vote
+    created: bool  # False: a repeated submission or a change of an existing vote
+    changed: bool
+
+
+def vote_record(
+    *,
+    annotator: Any,
+    assignment_id: int,
+    choice: str,
+    seconds_on_page: float,
+    comment: str = "",
+) -> VoteOutcome:
+    """Store the vote on the annotator's own assignment of an open study.
+
+    A second identical submission (a double click, a retried request) returns the stored
+    vote unchanged. A different choice for the same assignment is a change: the old vote is
+    kept as a revision first.
+    """
+    if choice not in Choice.values:
+        raise VoteError("unknown choice")
+    seconds = min(max(float(seconds_on_page), 0.0), MAX_SECONDS_ON_PAGE)
+    comment = comment.strip()[:5000]
+    try:
+        assignment = Assignment.objects.select_related("pair__study").get(
+            pk=assignment_id, annotator=annotator
+        )
+    except Assignment.DoesNotExist:
+        raise VoteError("no such assignment") from None
+    if assignment.pair.study.status != Study.Status.OPEN:
+        raise VoteError("this study is closed for voting")
+    try:
+        with transaction.atomic():
+            vote = Vote.objects.create(
+                assignment=assignment, choice=choice, comment=comment, seconds_on_page=seconds
+            )
+        return VoteOutcome(vote=vote, created=True, changed=False)
+    except IntegrityError:
+        pass
+    with transaction.atomic():
+        vote = Vote.objects.select_for_update().get(assignment=assignment)
+        if vote.choice == choice and vote.comment == comment:
+            return VoteOutcome(vote=vote, created=False, changed=False)
+        VoteRevision.objects.create(
+            vote=vote,
+            choice=vote.choice,
+            comment=vote.comment,
+            seconds_on_page=vote.seconds_on_page,
+        )
+        vote.choice, vote.comment = choice, comment
+        vote.save(update_fields=["choice", "comment", "updated_at"])
+    return VoteOutcome(vote=vote, created=False, changed=True)

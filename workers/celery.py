@@ -1,0 +1,20 @@
+"""The Celery app. Start a GPU worker with: ``celery -A workers worker -Q gpu -c 1``."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sbs.settings")
+
+app = Celery("sbs", include=["workers.tasks"])
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue="default",
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
