@@ -162,18 +162,22 @@ if BROKER_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
     )
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # A task whose worker died is redelivered once its visibility timeout has passed;
+    # scan for such tasks every 10 s (kombu's default scans every ~100 s).
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
-        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT
+        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+        "unacked_restore_throttle": 1,
     }
 else:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 
@@ -198,6 +202,7 @@ CSRF_TRUSTED_ORIGINS = [
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from kombu import Queue as KombuQueue
+
+from workers.queues import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sbs.settings")
 
 app = Celery("sbs", include=["workers.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
+    task_queues=[KombuQueue(q.value) for q in Queue],
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

@@ -62,7 +62,9 @@ def guidelines(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def vote(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = get_object_or_404(Study, pk=study_id, pairs__assignments__annotator=request.user)
+    study = get_object_or_404(
+        Study.objects.filter(pairs__assignments__annotator=request.user).distinct(), pk=study_id
+    )
     if request.method == "POST":
         form = VoteForm(request.POST)
         if form.is_valid():

@@ -1,0 +1,56 @@
+from collections import Counter, defaultdict
+
+import pytest
+
+from sbs.studies.design import plan_assignments
+
+
+@pytest.mark.parametrize("n_pairs,n_annot", [(78, 15), (10, 3), (7, 4)])
+def test_every_annotator_sees_each_model_left_half_the_time(n_pairs, n_annot):
+    plan = plan_assignments(list(range(1, n_pairs + 1)), list(range(100, 100 + n_annot)),
+                            judgments_per_pair=None, repeat_share=0.0, seed=7)  # fmt: skip
+    assert len(plan) == n_pairs * n_annot
+    per_annot = defaultdict(list)
+    for p in plan:
+        per_annot[p.annotator_id].append(p)
+    for items in per_annot.values():
+        assert {p.pair_id for p in items} == set(range(1, n_pairs + 1))
+        lefts = sum(p.a_on_left for p in items)
+        assert abs(lefts - (n_pairs - lefts)) <= 1
+        assert sorted(p.order for p in items) == list(range(n_pairs))
+
+
+def test_each_pair_is_shown_both_ways_across_annotators():
+    plan = plan_assignments(list(range(78)), list(range(15)), judgments_per_pair=None,
+                            repeat_share=0.0, seed=1)  # fmt: skip
+    per_pair = Counter(p.pair_id for p in plan if p.a_on_left)
+    assert all(7 <= per_pair[pair] <= 8 for pair in range(78))
+
+
+def test_order_is_shuffled_per_annotator_and_reproducible():
+    args = (list(range(30)), [1, 2])
+    a = plan_assignments(*args, judgments_per_pair=None, repeat_share=0, seed=3)
+    b = plan_assignments(*args, judgments_per_pair=None, repeat_share=0, seed=3)
+    assert a == b
+    order = {ann: [p.pair_id for p in sorted((p for p in a if p.annotator_id == ann), key=lambda p: p.order)] for ann in (1, 2)}  # fmt: skip
+    assert order[1] != order[2] and order[1] != sorted(order[1])
+
+
+def test_judgments_per_pair_limits_and_balances_load():
+    plan = plan_assignments(list(range(20)), list(range(6)), judgments_per_pair=3,
+                            repeat_share=0, seed=0)  # fmt: skip
+    per_pair = Counter(p.pair_id for p in plan)
+    assert set(per_pair.values()) == {3}
+    loads = Counter(p.annotator_id for p in plan)
+    assert max(loads.values()) - min(loads.values()) <= 1
+    assert len({(p.pair_id, p.annotator_id) for p in plan}) == len(plan)
+
+
+def test_repeats_come_last_with_sides_swapped():
+    plan = plan_assignments(list(range(20)), [1], judgments_per_pair=None, repeat_share=0.2, seed=5)
+    first = {p.pair_id: p for p in plan if not p.repeat_of_pair}
+    repeats = [p for p in plan if p.repeat_of_pair]
+    assert len(repeats) == 4
+    for r in repeats:
+        assert r.a_on_left != first[r.pair_id].a_on_left
+        assert r.order >= 20

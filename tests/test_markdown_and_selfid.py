@@ -1,0 +1,52 @@
+import pytest
+
+from sbs.markdown import render_markdown
+from sbs.studies.selfid import names_itself
+from tests.htmlcheck import script_problems
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(1)">',
+    "[клик](javascript:alert(1))",
+    "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "</script><script>alert(2)</script>",
+    '<a href="javascript:alert(1)">a</a>',
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_markdown_renders_inert(text):
+    html = str(render_markdown(text))
+    assert script_problems(html) == []
+    assert "<script" not in html and "<img" not in html and '<a href="javascript' not in html
+
+
+def test_markdown_renders_lists_code_and_cyrillic():
+    html = str(render_markdown("Шаги:\n\n1. первый\n2. второй\n\n```python\nprint('привет')\n```"))
+    assert "<ol>" in html and "<li>первый</li>" in html
+    assert "<pre><code>print(&#x27;привет&#x27;)" in html or "<pre><code>print('привет')" in html
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I am Gemma, a model by Google.",
+        "Я - SmolLM, языковая модель.",
+        "Меня зовут Лама.",
+        "Я был создан компанией Google.",
+        "I'm ChatGPT",
+    ],  # fmt: skip
+)
+def test_answers_naming_a_model_are_flagged(text):
+    assert names_itself(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["Фотосинтез — это процесс.", "I am happy to help.", "Я думаю, что да."]
+)
+def test_ordinary_answers_are_not_flagged(text):
+    assert not names_itself(text)
+
+
+def test_registered_model_names_are_flagged_too():
+    assert names_itself("This answer comes from my-adapted-model", ("my-adapted-model",))

@@ -1,0 +1,155 @@
+"""The annotator's side over HTTP: voting, resuming, refusals, blinding."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from sbs.studies.models import Assignment, Study
+from sbs.voting.models import Vote, VoteRevision
+from tests import factories
+from tests.htmlcheck import script_problems
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(two_models):
+    owner = factories.researcher()
+    ann = [factories.annotator("ann1"), factories.annotator("ann2")]
+    study = factories.open_study_with_answers(owner, two_models, ann, n=6)
+    return study, ann
+
+
+def _vote_form(client, study):
+    page = client.get(reverse("voting:vote", args=[study.pk]))
+    html = page.content.decode()
+    assignment = re.search(r'name="assignment" value="(\d+)"', html).group(1)
+    shown = re.search(r'name="shown" value="([^"]+)"', html).group(1)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    return html, {"assignment": assignment, "shown": shown, "csrfmiddlewaretoken": csrf}
+
+
+def test_annotator_votes_through_the_study_and_progress_advances(client, setup):
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    my = client.get(reverse("voting:my_studies")).content.decode()
+    assert "0 / 6" in my
+    for i in range(6):
+        html, form = _vote_form(client, study)
+        assert f"{i + 1} / 6" in html
+        response = client.post(
+            reverse("voting:vote", args=[study.pk]),
+            {**form, "choice": ["left", "right", "tie", "both_bad"][i % 4]},
+        )
+        assert response.status_code == 302
+    assert Vote.objects.filter(assignment__annotator=ann1).count() == 6
+    done = client.get(reverse("voting:vote", args=[study.pk])).content.decode()
+    assert "6 / 6" in done and 'name="choice"' not in done
+
+
+def test_vote_stores_time_measured_by_the_server(client, setup, monkeypatch):
+    import time as time_module
+
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    _, form = _vote_form(client, study)
+    real = time_module.time
+    monkeypatch.setattr("sbs.voting.views.time.time", lambda: real() + 42.0)
+    client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "left"})
+    vote = Vote.objects.get(assignment_id=form["assignment"])
+    assert 41.0 <= vote.seconds_on_page <= 60.0
+
+
+def test_double_submit_stores_one_vote(client, setup):
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    _, form = _vote_form(client, study)
+    for _ in range(3):
+        client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "left"})
+    assert Vote.objects.filter(assignment_id=form["assignment"]).count() == 1
+    assert Vote.objects.filter(assignment__annotator=ann1).count() == 1
+    assert not VoteRevision.objects.exists()
+
+
+def test_changing_a_vote_keeps_its_history(client, setup):
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    _, form = _vote_form(client, study)
+    client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "left"})
+    client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "tie"})
+    vote = Vote.objects.get(assignment_id=form["assignment"])
+    assert vote.choice == "tie"
+    assert list(vote.revisions.values_list("choice", flat=True)) == ["left"]
+
+
+def test_vote_on_someone_elses_assignment_is_refused(client, setup):
+    study, (ann1, ann2) = setup
+    client.force_login(ann1)
+    _, form = _vote_form(client, study)
+    other = Assignment.objects.filter(annotator=ann2).first()
+    from django.core import signing
+
+    forged = signing.dumps([other.pk, 0], salt="sbs.voting.shown")
+    client.post(reverse("voting:vote", args=[study.pk]), {**form, "assignment": other.pk, "shown": forged, "choice": "left"})  # fmt: skip
+    assert not Vote.objects.filter(assignment=other).exists()
+
+
+def test_vote_on_a_closed_study_is_refused_with_a_message(client, setup):
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    _, form = _vote_form(client, study)
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
+    response = client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "left"}, follow=True)  # fmt: skip
+    assert not Vote.objects.exists()
+    assert (
+        "closed" in response.content.decode().lower()
+        or "закрыт" in response.content.decode().lower()
+    )
+
+
+def test_annotator_resumes_where_they_left_off(client, setup):
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    _, first = _vote_form(client, study)
+    client.post(reverse("voting:vote", args=[study.pk]), {**first, "choice": "left"})
+    client.logout()
+    client.force_login(ann1)
+    html, second = _vote_form(client, study)
+    assert second["assignment"] != first["assignment"]
+    expected = Assignment.objects.filter(annotator=ann1).order_by("order")[1]
+    assert int(second["assignment"]) == expected.pk
+    assert "2 / 6" in html
+
+
+def test_vote_page_never_names_a_model_and_runs_no_foreign_script(client, setup):
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    forbidden = [study.model_a.name, study.model_b.name, study.model_a.path, study.model_b.path,
+                 study.model_a.sha256[:12], study.model_b.sha256[:12]]  # fmt: skip
+    for url in [reverse("voting:my_studies"), reverse("voting:vote", args=[study.pk]), reverse("voting:guidelines")]:  # fmt: skip
+        html = client.get(url).content.decode()
+        for secret in forbidden:
+            assert secret not in html, (url, secret)
+        assert script_problems(html) == []
+    response = client.get(reverse("voting:vote", args=[study.pk]))
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_annotator_cannot_open_researcher_pages(client, setup):
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    for url in [reverse("studies:list"), reverse("studies:detail", args=[study.pk]),
+                reverse("studies:results", args=[study.pk]), reverse("studies:models")]:  # fmt: skip
+        assert client.get(url).status_code == 404
+
+
+def test_sides_are_balanced_for_each_annotator(setup):
+    study, annotators = setup
+    for ann in annotators:
+        lefts = list(
+            Assignment.objects.filter(annotator=ann).values_list("left_model_id", flat=True)
+        )
+        assert lefts.count(study.model_a_id) == lefts.count(study.model_b_id) == 3

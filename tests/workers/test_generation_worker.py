@@ -1,0 +1,126 @@
+"""The job flow for real: a Celery worker process, the broker, the database, a real model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from sbs.studies import services
+from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
+from tests import factories
+from tests.conftest import WorkerProcess, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
+
+
+def test_worker_generates_every_answer_and_opens_the_study(two_models, worker):
+    owner = factories.researcher()
+    annotators = [factories.annotator("a1"), factories.annotator("a2")]
+    study = factories.draft_study(owner, two_models, n=6)
+    services.study_add_annotators(study=study, users=annotators)
+
+    services.study_start(study=study)
+
+    def opened() -> bool:
+        study.refresh_from_db()
+        return study.status == Study.Status.OPEN
+
+    wait_for(opened, 180, "the study to open", worker.log)
+    answers = Answer.objects.filter(run__study=study)
+    assert answers.count() == 12
+    for answer in answers:
+        assert answer.prompt_tokens > 5  # the chat template wraps the question
+        assert 1 <= answer.new_tokens <= 8
+        assert answer.seconds > 0
+        assert answer.stop_reason in {"eos", "length"}
+        assert answer.tokens_per_second > 0
+    for run in study.runs.all():
+        assert run.status == GenerationRun.Status.DONE
+        assert run.attempts == 1 and run.device == "cpu"
+        assert run.done_count == run.total_count == 6
+    assert Pair.objects.filter(study=study).count() == 6
+    assert Assignment.objects.filter(pair__study=study).count() == 12
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="redelivery after SIGKILL needs Redis")
+def test_killed_worker_mid_run_loses_and_duplicates_nothing(
+    two_models, model_store, tmp_path, purge_queues
+):
+    owner = factories.researcher()
+    study = factories.draft_study(owner, two_models, n=24)
+    study.generation.update({"max_new_tokens": 32, "batch_size": 1})
+    study.save(update_fields=["generation"])
+    # A short visibility timeout so the test need not wait hours for the redelivery.
+    env = {
+        "BROKER_VISIBILITY_TIMEOUT": "20",
+        "CELERY_TASK_TIME_LIMIT": "19",
+        "CELERY_TASK_SOFT_TIME_LIMIT": "18",
+    }
+    first = WorkerProcess(model_store, tmp_path / "w1.log", env)
+    first.start("first")
+    try:
+        services.study_start(study=study)
+        run = study.runs.order_by("pk").first()
+
+        def midway() -> bool:
+            run.refresh_from_db()
+            return 3 <= run.done_count < run.total_count
+
+        wait_for(midway, 120, "the first run to be half done", first.log)
+        first.kill()
+    finally:
+        first.stop()
+    killed_at = Answer.objects.filter(run=run).count()
+    assert killed_at < 24
+
+    second = WorkerProcess(model_store, tmp_path / "w2.log", env)
+    second.start("second")
+    try:
+
+        def finished() -> bool:
+            run.refresh_from_db()
+            return run.status == GenerationRun.Status.DONE
+
+        wait_for(finished, 180, "the redelivered run to finish", second.log)
+    finally:
+        second.stop()
+    run.refresh_from_db()
+    assert run.status == GenerationRun.Status.DONE
+    assert run.attempts == 2  # claimed again after the crash
+    per_question = Answer.objects.filter(run=run).values_list("question_id", flat=True)
+    assert len(per_question) == len(set(per_question)) == 24
+
+
+def test_a_broken_model_fails_its_run_with_the_error_on_the_row(two_models, model_store):
+    from workers.tasks import generate_run
+
+    owner = factories.researcher()
+    study = factories.draft_study(owner, two_models, n=3)
+    # Damage model B's config after registration, as a bad upload or a disk fault would.
+    config = Path(services.model_path(study.model_b)) / "config.json"
+    config.write_text('{"model_type": "no-such-architecture"}')
+    runs = [services.study_start(study=study)][0]
+    for run in runs:
+        generate_run.apply(args=[run.pk])
+    ok, broken = (GenerationRun.objects.get(pk=r.pk) for r in runs)
+    assert ok.status == GenerationRun.Status.DONE
+    assert broken.status == GenerationRun.Status.FAILED
+    assert "no-such-architecture" in broken.error
+    study.refresh_from_db()
+    assert study.status == Study.Status.GENERATING  # not opened with one side missing
+
+
+def test_a_run_that_keeps_dying_ends_failed_after_bounded_attempts(two_models):
+    owner = factories.researcher()
+    study = factories.draft_study(owner, two_models, n=2)
+    run = GenerationRun.objects.create(study=study, model=study.model_a, total_count=2)
+    limit = settings.GENERATION_MAX_ATTEMPTS
+    for _ in range(limit):  # each claim is a delivery whose worker then died
+        assert services.run_claim(run_id=run.pk, worker="w", device="cpu", max_attempts=limit)
+    assert not services.run_claim(run_id=run.pk, worker="w", device="cpu", max_attempts=limit)
+    run.refresh_from_db()
+    assert run.status == GenerationRun.Status.FAILED
+    assert f"gave up after {limit} attempts" in run.error
