@@ -115,7 +115,8 @@ else:
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
                 ),
             },
-            "TEST": {"NAME": VAR_DIR / "test-sbs.sqlite3"},
+            # A file (a worker subprocess opens it too), one per test process.
+            "TEST": {"NAME": VAR_DIR / f"test-sbs-{os.getpid()}.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
