@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
+from django.db.models import Count, Max, QuerySet
 
 from sbs.analysis.stats.frame import vote_frame
 from sbs.studies.models import Answer, Study
 from sbs.voting.models import Vote
 
 
+def study_votes(study: Study) -> QuerySet[Vote]:
+    """Every vote of the study, in the order they were cast."""
+    return Vote.objects.filter(assignment__pair__study=study).order_by("created_at", "pk")
+
+
+def excluded_question_ids(study: Study) -> QuerySet[Answer, Any]:
+    """Questions with an answer of this study marked excluded (as a subquery of ids)."""
+    return Answer.objects.filter(run__study=study, excluded=True).values("question_id")
+
+
+def votes_fingerprint(study: Study) -> str:
+    """The state of a study's votes: count, latest change, answers excluded.
+
+    Any new or changed vote moves the count or the latest ``updated_at``; excluding an
+    answer moves the last part. Equal fingerprints mean the same analysis input.
+    """
+    agg = study_votes(study).aggregate(n=Count("pk"), last=Max("updated_at"))
+    excluded = Answer.objects.filter(run__study=study, excluded=True).count()
+    last = agg["last"].isoformat() if agg["last"] else "-"
+    return f"v{agg['n']}@{last}/x{excluded}"
+
+
 def study_vote_frame(study: Study) -> pd.DataFrame:
-    """The canonical vote frame of a study: model names, never screen positions alone."""
+    """The canonical vote frame of a study: model names, never screen positions alone.
+
+    Questions with an excluded answer (in this study) are left out of the analysis.
+    """
     rows = (
-        Vote.objects.filter(
-            assignment__pair__study=study, assignment__pair__question__answers__excluded=False
-        )
-        .distinct()
+        study_votes(study)
+        .exclude(assignment__pair__question_id__in=excluded_question_ids(study))
         .values(
             "assignment__pair__question__external_id",
             "assignment__pair__question__category",
@@ -97,3 +124,74 @@ def speed_rows(study: Study) -> list[SpeedRow]:
             )
         )
     return out
+
+
+def speed_dicts(study: Study) -> list[dict[str, Any]]:
+    """:func:`speed_rows` as plain dicts (the form the report and the cache store)."""
+    return [asdict(r) for r in speed_rows(study)]
+
+
+def vote_export_rows(study: Study) -> list[dict[str, Any]]:
+    """One dict per vote with everything an export shows: ids, texts, sides, timing."""
+    a, b = study.model_a.name, study.model_b.name
+    excluded = set(excluded_question_ids(study).values_list("question_id", flat=True))
+    rows = study_votes(study).values(
+        "pk",
+        "assignment__pair__question_id",
+        "assignment__pair__question__external_id",
+        "assignment__pair__question__category",
+        "assignment__pair__question__text",
+        "assignment__annotator__username",
+        "assignment__left_model__name",
+        "assignment__repeat_of",
+        "choice",
+        "seconds_on_page",
+        "comment",
+        "created_at",
+        "updated_at",
+    )
+    out = []
+    for r in rows:
+        left = r["assignment__left_model__name"]
+        out.append(
+            {
+                "vote_id": r["pk"],
+                "question_pk": r["assignment__pair__question_id"],
+                "question": r["assignment__pair__question__external_id"],
+                "category": r["assignment__pair__question__category"],
+                "prompt": r["assignment__pair__question__text"],
+                "annotator": r["assignment__annotator__username"],
+                "left": left,
+                "right": b if left == a else a,
+                "choice": r["choice"],
+                "seconds": r["seconds_on_page"],
+                "comment": r["comment"],
+                "created_at": r["created_at"],
+                "updated_at": r["updated_at"],
+                "repeat": r["assignment__repeat_of"] is not None,
+                "excluded": r["assignment__pair__question_id"] in excluded,
+            }
+        )
+    return out
+
+
+def answer_texts(study: Study) -> dict[tuple[int, str], str]:
+    """(question pk, model name) -> answer text, for every answer of the study."""
+    rows = Answer.objects.filter(run__study=study).values_list(
+        "question_id", "run__model__name", "text"
+    )
+    return {(q, m): t for q, m, t in rows}
+
+
+def answers_sha256(study: Study) -> str:
+    """sha256 over the study's answers: UTF-8 JSON lines ``[question id, model, text]``, sorted."""
+    rows = sorted(
+        Answer.objects.filter(run__study=study).values_list(
+            "question__external_id", "run__model__name", "text"
+        )
+    )
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(list(row), ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
