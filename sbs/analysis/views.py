@@ -1,37 +1,84 @@
-"""The result page of a study: the verdict and the speed table side by side."""
+"""The result page of a study and its exports. Owners only; everyone else gets a 404."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from sbs.accounts.roles import researcher_required
-from sbs.analysis.selectors import speed_rows, study_vote_frame
-from sbs.analysis.stats.verdict import verdict
+from sbs.analysis import exports, services
+from sbs.analysis.forms import ExportForm
+from sbs.analysis.models import ReportCache
 from sbs.studies.models import Study
 
-BOOTSTRAP_ROUNDS = 1000
+
+def _own_study(request: HttpRequest, pk: int) -> Study:
+    return get_object_or_404(
+        Study.objects.select_related("model_a", "model_b", "question_set"),
+        pk=pk,
+        owner=request.user,
+    )
 
 
 @researcher_required
 def results(request: HttpRequest, pk: int) -> HttpResponse:
-    study = get_object_or_404(Study, pk=pk, owner=request.user)
-    frame = study_vote_frame(study)
-    a, b = study.model_b.name, study.model_a.name  # the adapted model's point of view
-    first = frame[~frame["repeat"]] if len(frame) else frame
-    result = verdict(first, a, b, rounds=BOOTSTRAP_ROUNDS if len(first) else 0, seed=study.seed)
-    speed = speed_rows(study)
-    ratio = None
-    if len(speed) == 2 and speed[0].median_tokens_per_second > 0:
-        ratio = {
-            "tokens_per_second": speed[1].median_tokens_per_second
-            / speed[0].median_tokens_per_second,
-            "chars_per_second": speed[1].median_chars_per_second
-            / max(speed[0].median_chars_per_second, 1e-9),
-            "new_tokens": speed[1].median_new_tokens / max(speed[0].median_new_tokens, 1e-9),
-        }
+    study = _own_study(request, pk)
+    page = services.report_for_page(study=study, language=get_language() or "en")
     return render(
         request,
         "analysis/results.html",
-        {"study": study, "v": result, "speed": speed, "ratio": ratio, "n_votes": len(frame)},
+        {
+            "study": study,
+            "report": page.report,
+            "plots": page.plots,
+            "state": page.state,
+            "fresh": page.fresh,
+            "row": page.row,
+            "job_failed": page.row.status == ReportCache.Status.FAILED,
+            "refresh": page.state != "current",
+        },
     )
+
+
+@researcher_required
+def export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    study = _own_study(request, pk)
+    if fmt not in exports.FORMATS:
+        raise Http404
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        raise Http404
+    settings_ = services.report_settings(study)
+    if fmt in ("csv", "dpo"):
+        out = exports.export_votes(
+            study,
+            fmt="csv" if fmt == "csv" else "dpo",
+            aggregate=form.cleaned_data["aggregate"],
+            **settings_,
+        )
+        name = out.filename.rsplit(".", 1)[0] + ".zip"
+        data = exports.zip_bundle(out.filename, out.data, out.manifest)
+        return _download(data, name, "application/zip")
+    row = services.report_request(study=study)
+    if row.status != ReportCache.Status.DONE or row.report is None:
+        messages.info(
+            request, _("The report is being recomputed; download it again in a few seconds.")
+        )
+        return redirect("studies:results", pk=study.pk)
+    out = exports.export_report(
+        study,
+        fmt="json" if fmt == "json" else "html",
+        report=row.report,
+        plots=row.plots.get(get_language() or "en", {}),
+        fingerprint=row.fingerprint,
+    )
+    return _download(out.data, out.filename, f"{out.content_type}; charset=utf-8")
+
+
+def _download(data: bytes, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,0 +1,52 @@
+"""Number formatting for the report tables: missing values as a dash, p-values honestly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+DASH = "—"
+
+
+@register.filter
+def num(value: Any, digits: int = 3) -> str:
+    """``value`` with ``digits`` decimals, or a dash when missing."""
+    if value is None or value == "":
+        return DASH
+    return f"{float(value):.{int(digits)}f}"
+
+
+@register.filter
+def pval(value: Any) -> str:
+    """A p-value: four decimals, ``< 0.0001`` below that, a dash when missing."""
+    if value is None or value == "":
+        return DASH
+    p = float(value)
+    return "< 0.0001" if p < 0.0001 else f"{p:.4f}"
+
+
+@register.filter
+def pct(value: Any, digits: int = 1) -> str:
+    """A share as a percentage, or a dash when missing."""
+    if value is None or value == "":
+        return DASH
+    return f"{100 * float(value):.{int(digits)}f}%"
+
+
+@register.simple_tag
+def interval(low: Any, high: Any, digits: int = 3) -> str:
+    """``[low, high]`` or a dash when either end is missing."""
+    if low is None or high is None or low == "" or high == "":
+        return DASH
+    return f"[{float(low):.{digits}f}, {float(high):.{digits}f}]"
+
+
+@register.filter
+def ends(pair: Any, which: int) -> Any:
+    """Element ``which`` of a two-element interval list (None-safe)."""
+    if not pair:
+        return None
+    return pair[int(which)]
