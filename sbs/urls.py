@@ -13,6 +13,7 @@ studies_patterns = (
         path("<int:pk>/", study_views.study_detail, name="detail"),
         path("<int:pk>/answers/", study_views.study_answers, name="answers"),
         path("<int:pk>/results/", analysis_views.results, name="results"),
+        path("<int:pk>/report/<str:fmt>/", analysis_views.export, name="export"),
         path("<int:pk>/<slug:action>/", study_views.study_action, name="action"),
         path("questions/", study_views.question_sets, name="question_sets"),
         path("questions/<int:pk>/", study_views.question_set_detail, name="question_set"),
