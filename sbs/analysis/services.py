@@ -23,7 +23,7 @@ from django.utils import timezone
 from sbs.analysis import selectors
 from sbs.analysis.figures import report_figures_all_languages
 from sbs.analysis.models import ReportCache
-from sbs.analysis.report import build_report
+from sbs.analysis.report import build_preliminary, build_report
 from sbs.studies.models import Study
 from workers.queues import Queue
 
@@ -42,16 +42,16 @@ def report_fingerprint(study: Study) -> str:
     return f"{selectors.votes_fingerprint(study)}/r{s['rounds']}s{s['seed']}"
 
 
-def report_build(study: Study, *, rounds: int | None = None) -> dict[str, Any]:
-    """The report of the study's current votes (``rounds=0``: preliminary, no bootstrap)."""
+def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
+    """The full report of the study's current votes, or only its cheap part."""
     s = report_settings(study)
+    frame = selectors.study_vote_frame(study)
+    a, b = study.model_a.name, study.model_b.name
+    speed = selectors.speed_dicts(study)
+    if preliminary:
+        return build_preliminary(frame, original=a, adapted=b, speed=speed, seed=s["seed"])
     return build_report(
-        selectors.study_vote_frame(study),
-        original=study.model_a.name,
-        adapted=study.model_b.name,
-        speed=selectors.speed_dicts(study),
-        rounds=s["rounds"] if rounds is None else rounds,
-        seed=s["seed"],
+        frame, original=a, adapted=b, speed=speed, rounds=s["rounds"], seed=s["seed"]
     )
 
 
@@ -165,8 +165,8 @@ class PageReport:
 
     report: dict[str, Any]
     plots: dict[str, str]
-    state: str  # "current", "stale" (an older full report) or "preliminary" (no bootstrap)
-    fresh: dict[str, Any] | None  # the preliminary report of the current votes, when not current
+    state: str  # "current", "stale" (an older full report) or "preliminary" (cheap part only)
+    fresh: dict[str, Any] | None  # the cheap part for the current votes, when not current
     row: ReportCache
 
 
@@ -175,7 +175,7 @@ def report_for_page(*, study: Study, language: str) -> PageReport:
     row = report_request(study=study)
     if row.status == ReportCache.Status.DONE and row.report is not None:
         return PageReport(row.report, row.plots.get(language, {}), "current", None, row)
-    fresh = report_build(study, rounds=0)
+    fresh = report_build(study, preliminary=True)
     previous = report_latest_done(study=study)
     if previous is not None and previous.report is not None:
         return PageReport(previous.report, previous.plots.get(language, {}), "stale", fresh, row)

@@ -7,13 +7,16 @@ import math
 import re
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 
 from sbs.analysis import services
 from sbs.analysis.models import ReportCache
+from sbs.analysis.selectors import study_vote_frame
 from sbs.analysis.tasks import compute_report
+from sbs.studies.models import Answer
 from tests import factories
 from tests.analysis.test_report_fixtures import cast, fast_users, make_voted_study  # noqa: F401
 from tests.htmlcheck import script_problems
@@ -80,6 +83,8 @@ def test_page_shows_counts_and_win_rates_of_the_votes_cast(
     assert len(callbacks) == 1
     assert ReportCache.objects.filter(study=voted.study).count() == 1
     assert 'id="bootstrap-interval"' in html and "data:image/svg+xml" not in html
+    # The tables that need a second or more on a real study wait for the job.
+    assert 'id="pending-sections"' in html and 'id="annotators"' not in html
 
 
 def test_page_and_exports_are_only_for_the_owning_researcher(client, voted):
@@ -167,3 +172,31 @@ def test_a_job_superseded_by_newer_votes_skips_its_work(voted):
     assert compute_report.apply(args=[new.pk]).get() == "not claimed"  # a redelivery
     new.refresh_from_db()
     assert new.status == ReportCache.Status.DONE
+
+
+def test_lost_jobs_are_sent_again_and_a_redelivered_one_reclaims_its_row(
+    voted, django_capture_on_commit_callbacks
+):
+    row = services.report_request(study=voted.study)
+    long_ago = row.enqueued_at - services.STALE_AFTER - timedelta(seconds=1)
+    ReportCache.objects.filter(pk=row.pk).update(enqueued_at=long_ago)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.report_request(study=voted.study).pk == row.pk
+        services.report_request(study=voted.study)  # sent again once, not on every view
+    assert len(callbacks) == 1
+    # A worker died mid-job: the row stays RUNNING until the redelivered task reclaims it.
+    ReportCache.objects.filter(pk=row.pk).update(
+        status=ReportCache.Status.RUNNING, started_at=long_ago
+    )
+    assert compute_report.apply(args=[row.pk]).get() == "done"
+
+
+def test_questions_with_an_excluded_answer_leave_the_analysis(voted):
+    before = services.report_fingerprint(voted.study)
+    answer = Answer.objects.filter(run__study=voted.study, question__external_id="q3").first()
+    Answer.objects.filter(pk=answer.pk).update(excluded=True)
+    assert services.report_fingerprint(voted.study) != before
+    frame = study_vote_frame(voted.study)
+    assert "q3" not in set(frame["question"]) and "q2" in set(frame["question"])
+    expected = sum(1 for (q, _, _, _) in voted.planned.values() if q != "q3")
+    assert len(frame) == expected
