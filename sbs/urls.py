@@ -32,7 +32,7 @@ voting_patterns = (
 
 urlpatterns = [
     path("", account_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", account_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("invite/<str:token>/", account_views.invite_accept, name="invite"),
     path("i18n/", include("django.conf.urls.i18n")),
