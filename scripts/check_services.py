@@ -19,6 +19,20 @@ def reachable(url: str, default_port: int) -> str | None:
         return f"{host}:{port} ({exc.strerror or exc})"
 
 
+def ensure_database(url: str) -> None:
+    """Create the named database when missing (the tests then make their own test_ copy)."""
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/") or "sbs"
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}")
+
+
 def main() -> int:
     problems = []
     database_url = os.environ.get("DATABASE_URL", "")
@@ -26,6 +40,8 @@ def main() -> int:
         failure = reachable(database_url, 5432)
         if failure:
             problems.append(f"PostgreSQL is not reachable at {failure}: start it, or set TEST_DATABASE_URL")
+        else:
+            ensure_database(database_url)
     redis_url = os.environ.get("REDIS_URL", "")
     if redis_url:
         failure = reachable(redis_url, 6379)
