@@ -18,7 +18,12 @@ from sbs.analysis.selectors import study_vote_frame
 from sbs.analysis.tasks import compute_report
 from sbs.studies.models import Answer
 from tests import factories
-from tests.analysis.test_report_fixtures import cast, fast_users, make_voted_study  # noqa: F401
+from tests.analysis.test_report_fixtures import (  # noqa: F401
+    cast,
+    fast_users,
+    make_voted_study,
+    model_rows,
+)
 from tests.htmlcheck import script_problems
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_users")]
@@ -200,3 +205,15 @@ def test_questions_with_an_excluded_answer_leave_the_analysis(voted):
     assert "q3" not in set(frame["question"]) and "q2" in set(frame["question"])
     expected = sum(1 for (q, _, _, _) in voted.planned.values() if q != "q3")
     assert len(frame) == expected
+
+
+def test_a_study_without_votes_has_a_page_and_a_report(client):
+    owner = factories.researcher()
+    study = factories.open_study_with_answers(owner, model_rows(), [factories.annotator("x")], n=4)
+    client.force_login(owner)
+    url = reverse("studies:results", args=[study.pk])
+    assert "No votes yet." in client.get(url).content.decode()
+    row = _run_pending_job(study)
+    assert row.report["verdict"]["n_votes"] == 0 and row.report["ranking"] is None
+    html = client.get(url).content.decode()
+    assert 'id="recomputing"' not in html and "No votes yet." in html
