@@ -18,6 +18,7 @@ studies_patterns = (
         path("questions/", study_views.question_sets, name="question_sets"),
         path("questions/<int:pk>/", study_views.question_set_detail, name="question_set"),
         path("models/", study_views.models_list, name="models"),
+        path("models/<int:pk>/adapt/", study_views.model_adapt, name="adapt"),
     ],
     "studies",
 )

@@ -127,3 +127,53 @@ def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     GenerationRun.objects.filter(pk=run_id).update(done_count=F("total_count"))
     services.run_finish(run_id=run_id)
     return "done"
+
+
+def enqueue_adaptation(job_id: int) -> None:
+    transaction.on_commit(lambda: adapt_model.apply_async(args=[job_id], queue=Queue.GPU))
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def adapt_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Run the adaptation pipeline for a job row; finished steps are skipped on redelivery."""
+    from adaptation.modelio import pick_device
+    from adaptation.pipeline import PipelineConfig, run_pipeline
+    from sbs.studies import services
+    from sbs.studies.models import AdaptationJob
+
+    device = pick_device("auto")
+    if not services.adaptation_claim(
+        job_id=job_id, device=device, max_attempts=settings.GENERATION_MAX_ATTEMPTS
+    ):
+        return "not claimed"
+    job = AdaptationJob.objects.select_related("parent", "created_by").get(pk=job_id)
+    last = [0.0]
+
+    def progress(step: str, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if fraction in (0.0, 1.0) or now - last[0] > 1.0:  # at most one write a second
+            last[0] = now
+            AdaptationJob.objects.filter(pk=job_id).update(
+                step=step, progress=fraction, message=message[:300]
+            )
+
+    try:
+        result = run_pipeline(
+            services.model_path(job.parent),
+            Path(settings.MODEL_STORE) / ".work" / f"adapt-{job_id}",
+            PipelineConfig.from_dict(job.config),
+            cache_dir=Path(settings.MODEL_CACHE),
+            device=device,
+            on_progress=progress,
+        )
+        services.adaptation_finish(job=job, model_dir=result.model_dir, summary=result.steps)
+    except SoftTimeLimitExceeded:
+        services.adaptation_fail(job_id=job_id, error="time limit exceeded")
+        return "failed"
+    except Exception as exc:
+        log.exception("adaptation job %s failed", job_id)
+        services.adaptation_fail(
+            job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=8)}"
+        )
+        return "failed"
+    return "done"

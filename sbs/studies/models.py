@@ -231,3 +231,40 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"assignment {self.pk} pair={self.pair_id} annotator={self.annotator_id}"
+
+
+class AdaptationJob(models.Model):
+    """Adapt a registered model to Russian (the research recipe) and register the result."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    parent = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="adaptation_jobs")
+    name = models.CharField(_("name of the adapted model"), max_length=200)
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    step = models.CharField(max_length=32, blank=True, default="")
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=300, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    device = models.CharField(max_length=64, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    summary = models.JSONField(default=dict, blank=True)
+    result = models.OneToOneField(
+        ModelEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="made_by_job"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"adapt {self.parent_id} -> {self.name} ({self.status})"

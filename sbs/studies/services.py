@@ -20,6 +20,7 @@ from sbs.accounts.models import Invite, token_digest
 from sbs.studies import importers, modelfiles
 from sbs.studies.design import plan_assignments
 from sbs.studies.models import (
+    AdaptationJob,
     Assignment,
     GenerationRun,
     ModelEntry,
@@ -336,3 +337,85 @@ def run_finish(*, run_id: int) -> bool:
         run = GenerationRun.objects.get(pk=run_id)
         study_open_if_ready(study_id=run.study_id)
     return bool(won)
+
+
+# --- adaptation jobs ---------------------------------------------------------------------
+
+
+def adaptation_start(
+    *, parent: ModelEntry, name: str, config: dict[str, Any], user: Any = None
+) -> AdaptationJob:
+    """Create the job row and send it to the GPU queue once the transaction commits."""
+    from adaptation.pipeline import PipelineConfig
+    from workers.tasks import enqueue_adaptation
+
+    name = name.strip()
+    if not name:
+        raise ServiceError("the adapted model needs a name")
+    if (
+        ModelEntry.objects.filter(name=name).exists()
+        or AdaptationJob.objects.filter(
+            name=name, status__in=[AdaptationJob.Status.PENDING, AdaptationJob.Status.RUNNING]
+        ).exists()
+    ):
+        raise ServiceError(f"a model named {name!r} already exists or is being made")
+    checked = PipelineConfig.from_dict(config).to_dict()  # refuses bad values before queueing
+    with transaction.atomic():
+        job = AdaptationJob.objects.create(
+            parent=parent, name=name, config=checked, created_by=user
+        )
+        enqueue_adaptation(job.pk)
+    return job
+
+
+def adaptation_claim(*, job_id: int, device: str, max_attempts: int) -> bool:
+    claimed = AdaptationJob.objects.filter(
+        pk=job_id,
+        status__in=[AdaptationJob.Status.PENDING, AdaptationJob.Status.RUNNING],
+        attempts__lt=max_attempts,
+    ).update(
+        status=AdaptationJob.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        device=device[:64],
+        started_at=timezone.now(),
+        error="",
+    )
+    if claimed:
+        return True
+    AdaptationJob.objects.filter(
+        pk=job_id, status=AdaptationJob.Status.RUNNING, attempts__gte=max_attempts
+    ).update(
+        status=AdaptationJob.Status.FAILED,
+        finished_at=timezone.now(),
+        error=f"gave up after {max_attempts} attempts (the worker stopped mid-job each time)",
+    )
+    return False
+
+
+def adaptation_finish(
+    *, job: AdaptationJob, model_dir: Path, summary: dict[str, Any]
+) -> ModelEntry:
+    """Register the adapted model as a child of its parent, with the recipe, exactly once."""
+    existing = ModelEntry.objects.filter(name=job.name, parent=job.parent).first()
+    entry = existing or model_register(
+        name=job.name,
+        source=model_dir,
+        user=job.created_by,
+        parent=job.parent,
+        recipe={"method": "russian_vocabulary_adaptation", "config": job.config, "steps": summary},
+    )
+    AdaptationJob.objects.filter(pk=job.pk).update(
+        status=AdaptationJob.Status.DONE,
+        result=entry,
+        summary=summary,
+        step="done",
+        progress=1.0,
+        finished_at=timezone.now(),
+    )
+    return entry
+
+
+def adaptation_fail(*, job_id: int, error: str) -> None:
+    AdaptationJob.objects.filter(pk=job_id).update(
+        status=AdaptationJob.Status.FAILED, error=error[:10_000], finished_at=timezone.now()
+    )

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from sbs.accounts.roles import researcher_required
 from sbs.studies import services
 from sbs.studies.forms import (
+    AdaptForm,
     AddAnnotatorsForm,
     ModelRegisterForm,
     QuestionImportForm,
@@ -23,7 +24,7 @@ from sbs.studies.forms import (
 )
 from sbs.studies.importers import QuestionFileError
 from sbs.studies.modelfiles import ModelFileError
-from sbs.studies.models import Answer, ModelEntry, QuestionSet, Study
+from sbs.studies.models import AdaptationJob, Answer, ModelEntry, QuestionSet, Study
 
 
 def _own_study(request: HttpRequest, pk: int) -> Study:
@@ -97,11 +98,41 @@ def models_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Model %(name)s registered.") % {"name": entry.name})
             return redirect("studies:models")
+    jobs = AdaptationJob.objects.select_related("parent", "result")[:50]
+    running = any(
+        j.status in (AdaptationJob.Status.PENDING, AdaptationJob.Status.RUNNING) for j in jobs
+    )
     return render(
         request,
         "studies/models.html",
-        {"form": form, "models": ModelEntry.objects.select_related("parent")},
+        {
+            "form": form,
+            "models": ModelEntry.objects.select_related("parent"),
+            "jobs": jobs,
+            "refresh": running,
+        },  # fmt: skip
     )
+
+
+@researcher_required
+def model_adapt(request: HttpRequest, pk: int) -> HttpResponse:
+    """Adapt a model to Russian: the job runs on a GPU-queue worker and registers the result."""
+    parent = get_object_or_404(ModelEntry, pk=pk)
+    form = AdaptForm(request.POST or None, initial={"name": f"{parent.name}-ru"})
+    if request.method == "POST" and form.is_valid():
+        config = {k: v for k, v in form.cleaned_data.items() if k != "name" and v is not None}
+        try:
+            services.adaptation_start(
+                parent=parent, name=form.cleaned_data["name"], config=config, user=request.user
+            )
+        except (services.ServiceError, ValueError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request, _("Adaptation started; the new model appears here when it is done.")
+            )
+            return redirect("studies:models")
+    return render(request, "studies/adapt.html", {"form": form, "parent": parent})
 
 
 @researcher_required

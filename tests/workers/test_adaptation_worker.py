@@ -1,0 +1,74 @@
+"""Adapting a model from the researcher's page, run by a real worker process."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from sbs.studies.models import AdaptationJob, ModelEntry
+from tests import factories
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
+
+
+def test_researcher_adapts_a_model_and_it_is_registered_as_its_child(client, two_models, worker):
+    parent = two_models[0]
+    client.force_login(factories.researcher())
+    page = client.get(reverse("studies:adapt", args=[parent.pk]))
+    assert page.status_code == 200 and f"{parent.name}-ru" in page.content.decode()
+    response = client.post(
+        reverse("studies:adapt", args=[parent.pk]),
+        {
+            "name": "tiny-ru",
+            "vocab_size": 600,
+            "tokenizer_type": "unigram",
+            "init": "mean",
+            "train_steps": 2,
+            "batch_size": 2,
+            "seq_len": 32,
+            "learning_rate": 0.002,
+            "lora_steps": 0,
+            "lora_r": 4,
+            "lora_alpha": 8,
+            "max_corpus_lines": 3000,
+        },  # fmt: skip
+    )
+    assert response.status_code == 302
+    job = AdaptationJob.objects.get(name="tiny-ru")
+
+    def finished() -> bool:
+        job.refresh_from_db()
+        return job.status in (AdaptationJob.Status.DONE, AdaptationJob.Status.FAILED)
+
+    wait_for(finished, 240, "the adaptation job", worker.log)
+    assert job.status == AdaptationJob.Status.DONE, job.error
+    child = ModelEntry.objects.get(name="tiny-ru")
+    assert job.result_id == child.pk and child.parent_id == parent.pk
+    assert child.recipe["config"]["vocab_size"] == 600
+    assert child.recipe["steps"]["train"]["steps"] == 2
+    assert child.kind == "hf_folder" and child.sha256 != parent.sha256
+    models_page = client.get(reverse("studies:models")).content.decode()
+    assert "tiny-ru" in models_page
+
+
+def test_adaptation_with_a_taken_name_is_refused(client, two_models):
+    client.force_login(factories.researcher())
+    response = client.post(
+        reverse("studies:adapt", args=[two_models[0].pk]),
+        {
+            "name": two_models[1].name,
+            "vocab_size": 600,
+            "tokenizer_type": "unigram",
+            "init": "mean",
+            "train_steps": 1,
+            "batch_size": 1,
+            "seq_len": 32,
+            "learning_rate": 0.01,
+            "lora_steps": 0,
+            "lora_r": 4,
+            "lora_alpha": 8,
+        },  # fmt: skip
+    )
+    assert response.status_code == 200 and "already exists" in response.content.decode()
+    assert not AdaptationJob.objects.exists()
