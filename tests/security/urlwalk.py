@@ -90,6 +90,8 @@ def _value(endpoint: Endpoint, name: str, study: Any) -> Any:
         return study.pk
     if name == "pk" and route.startswith("studies/<int:pk>/"):
         return study.pk  # everything under studies/<pk>/ belongs to a study
+    if name == "pk" and route.startswith("studies/models/<int:pk>/"):
+        return study.model_a.pk  # a model the study compares
     if url_name == "studies:question_set" and name == "pk":
         return study.question_set.pk
     if url_name == "studies:action" and name == "action":
