@@ -29,15 +29,13 @@ install: $(VENV)/.installed
 demo: install
 	@echo "==> Database"
 	@$(PY) manage.py migrate --noinput -v0
-	@$(PY) manage.py demo --url http://$(HOST):$(PORT)/
-	@echo "==> Serving http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	@$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	@$(PY) manage.py demo --url http://$(HOST):$(PORT)/ --serve $(HOST):$(PORT)
 
 serve: install
 	@$(PY) manage.py runserver $(HOST):$(PORT)
 
 worker: install
-	@$(VENV)/bin/celery -A workers worker -Q gpu -c 1 -P solo -l info
+	@$(VENV)/bin/celery -A workers worker -Q gpu,default -c 1 -P solo -l info
 
 test: install
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) scripts/check_services.py

@@ -76,7 +76,7 @@ def gguf_to_folder(gguf_path: Path, cache_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         folder, name = str(gguf_path.parent), gguf_path.name
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
         # The de-quantised weights are plain tensors; drop the GGUF quantiser so they save.
         model.hf_quantizer = None
         model.is_quantized = False
@@ -111,6 +111,7 @@ def load_model(path: Path, *, cache_dir: Path, device: str = "auto") -> LoadedMo
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
+    model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model = model.to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, folder=folder)

@@ -105,7 +105,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "sbs.sqlite3",
+            "NAME": str(VAR_DIR / "sbs.sqlite3"),
             # WAL + a busy timeout + IMMEDIATE write transactions: concurrent voters queue
             # for the write lock instead of failing with "database is locked".
             "OPTIONS": {
@@ -116,7 +116,7 @@ else:
                 ),
             },
             # A file (a worker subprocess opens it too), one per test process.
-            "TEST": {"NAME": VAR_DIR / f"test-sbs-{os.getpid()}.sqlite3"},
+            "TEST": {"NAME": str(VAR_DIR / f"test-sbs-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

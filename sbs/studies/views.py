@@ -161,7 +161,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("studies:detail", pk=study.pk)
-    studies = Study.objects.filter(owner=request.user).select_related(
+    studies = Study.objects.filter(owner_id=request.user.pk).select_related(
         "question_set", "model_a", "model_b"
     )
     return render(request, "studies/study_list.html", {"form": form, "studies": studies})

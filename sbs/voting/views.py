@@ -63,7 +63,8 @@ def guidelines(request: HttpRequest) -> HttpResponse:
 @login_required
 def vote(request: HttpRequest, study_id: int) -> HttpResponse:
     study = get_object_or_404(
-        Study.objects.filter(pairs__assignments__annotator=request.user).distinct(), pk=study_id
+        Study.objects.filter(pairs__assignments__annotator_id=request.user.pk).distinct(),
+        pk=study_id,
     )
     if request.method == "POST":
         form = VoteForm(request.POST)

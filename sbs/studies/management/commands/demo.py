@@ -21,10 +21,16 @@ from tqdm import tqdm
 
 from sbs.accounts.roles import make_researcher
 from sbs.studies import services
-from sbs.studies.models import GenerationRun, ModelEntry, QuestionSet, Study
+from sbs.studies.models import AdaptationJob, GenerationRun, ModelEntry, QuestionSet, Study
 
 DEMO_SET = "Демо: 78 вопросов"
-DEMO_STUDY = "Demo: SmolLM2-135M vs Gemma-3-270M"
+DEMO_STUDY = "Demo: SmolLM2-135M vs its Russian adaptation"
+ORIGINAL = "SmolLM2-135M-Instruct"
+ADAPTED = "SmolLM2-135M-ru"
+# A few minutes on a laptop CPU: enough to show the flow and the tokenizer's speed-up, far
+# too little training for good Russian (that needs thousands of steps on a GPU).
+DEMO_ADAPTATION = {"vocab_size": 32000, "train_steps": 40, "batch_size": 4, "seq_len": 128,
+                   "learning_rate": 0.005, "init": "mean"}  # fmt: skip
 RESEARCHER = ("researcher", "researcher-demo")
 ANNOTATORS = [("annotator1", "annotator1-demo"), ("annotator2", "annotator2-demo"), ("annotator3", "annotator3-demo")]  # fmt: skip
 
@@ -52,6 +58,11 @@ class Command(BaseCommand):
             default=Path(settings.BASE_DIR) / "data" / "demo_questions_ru.jsonl",
         )
         parser.add_argument("--url", default="http://127.0.0.1:8000/")
+        parser.add_argument(
+            "--serve",
+            metavar="ADDR:PORT",
+            help="then serve the site there, keeping the worker running for analysis jobs",
+        )
 
     def step(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"==> {text}"))
@@ -60,7 +71,7 @@ class Command(BaseCommand):
         self.step("Models")
         models = {}
         for name, locate in (
-            ("SmolLM2-135M-Instruct", smollm2_gguf),
+            (ORIGINAL, smollm2_gguf),
             ("Gemma-3-270M", gemma3_gguf),
         ):
             entry = ModelEntry.objects.filter(name=name).first()
@@ -69,6 +80,39 @@ class Command(BaseCommand):
                 entry = services.model_register(name=name, source=locate())
             self.stdout.write(f"    {name}: {entry.kind}, {entry.total_bytes / 1e6:.0f} MB")
             models[name] = entry
+
+        worker = self._start_worker()
+        try:
+            self._build(models, worker, opts)
+            if opts["serve"]:
+                from django.core.management import call_command
+
+                self.step(f"Serving {opts['url']} (Ctrl-C to stop)")
+                call_command("runserver", opts["serve"], use_reloader=False)
+        finally:
+            self._stop_worker(worker)
+
+    def _build(
+        self, models: dict[str, ModelEntry], worker: subprocess.Popen[bytes], opts: dict[str, Any]
+    ) -> None:
+        self.step("Russian adaptation of SmolLM2 (new tokenizer, embeddings trained on CPU)")
+        adapted = ModelEntry.objects.filter(name=ADAPTED).first()
+        if adapted is None:
+            job = (
+                AdaptationJob.objects.filter(name=ADAPTED)
+                .exclude(status=AdaptationJob.Status.FAILED)
+                .first()
+            )
+            if job is None:
+                job = services.adaptation_start(
+                    parent=models[ORIGINAL], name=ADAPTED, config=DEMO_ADAPTATION
+                )
+            self._watch_job(job, worker)
+            adapted = ModelEntry.objects.get(name=ADAPTED)
+        self.stdout.write(
+            f"    {adapted.name}: {adapted.total_bytes / 1e6:.0f} MB, adapted from {models[ORIGINAL].name}"
+        )
+        models[ADAPTED] = adapted
 
         self.step("Questions")
         qset = QuestionSet.objects.filter(name=DEMO_SET).first()
@@ -79,7 +123,6 @@ class Command(BaseCommand):
         self.stdout.write(f"    {qset.name}: {qset.questions.count()} questions")
 
         self.step("Users")
-        User = get_user_model()
         researcher = self._user(*RESEARCHER)
         make_researcher(researcher)
         annotators = [self._user(name, password) for name, password in ANNOTATORS]
@@ -92,8 +135,8 @@ class Command(BaseCommand):
                 owner=researcher,
                 name=DEMO_STUDY,
                 question_set=qset,
-                model_a=models["SmolLM2-135M-Instruct"],
-                model_b=models["Gemma-3-270M"],
+                model_a=models[ORIGINAL],
+                model_b=models[ADAPTED],
                 generation={
                     "max_new_tokens": opts["max_new_tokens"],
                     "batch_size": opts["batch_size"],
@@ -111,8 +154,8 @@ class Command(BaseCommand):
         study.refresh_from_db()
 
         if study.status == Study.Status.GENERATING:
-            self.step("Generating answers with a worker process (queue 'gpu')")
-            self._run_worker_until_done(study)
+            self.step("Generating answers with the worker process (queue 'gpu')")
+            self._watch(study, worker)
         study.refresh_from_db()
         if study.status != Study.Status.OPEN:
             errors = "\n".join(r.error for r in study.runs.all() if r.error)
@@ -128,7 +171,6 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"    annotator  : {name} / {password}   (vote: {url}annotate/{study.pk}/)"
             )
-        del User
 
     def _user(self, username: str, password: str) -> Any:
         User = get_user_model()
@@ -138,11 +180,12 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         return user
 
-    def _run_worker_until_done(self, study: Study) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        """A real Celery worker process for the GPU and default queues, logging to var/."""
         log_path = Path(settings.VAR_DIR) / "demo-worker.log"
+        self.stdout.write(f"    worker: celery -A workers worker -Q gpu,default (log: {log_path})")
         with log_path.open("ab") as log:
-            worker = subprocess.Popen(
+            return subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -151,7 +194,7 @@ class Command(BaseCommand):
                     "workers",
                     "worker",
                     "-Q",
-                    "gpu",
+                    "gpu,default",
                     "-c",
                     "1",
                     "-P",
@@ -162,20 +205,40 @@ class Command(BaseCommand):
                     "demo@%h",
                 ],  # fmt: skip
                 cwd=settings.BASE_DIR,
-                env=env,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            try:
-                self._watch(study, worker, log_path)
-            finally:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
 
-    def _watch(self, study: Study, worker: subprocess.Popen[bytes], log_path: Path) -> None:
+    def _stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+    def _alive(self, worker: subprocess.Popen[bytes]) -> None:
+        if worker.poll() is not None:
+            log_path = Path(settings.VAR_DIR) / "demo-worker.log"
+            raise CommandError(f"the worker exited with code {worker.returncode}; see {log_path}")
+
+    def _watch_job(self, job: AdaptationJob, worker: subprocess.Popen[bytes]) -> None:
+        with tqdm(
+            total=1.0, desc="    adapting", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}"
+        ) as bar:
+            while True:
+                job.refresh_from_db()
+                bar.n = round(job.progress, 3)
+                bar.set_postfix_str(f"{job.step} {job.message}".strip()[:60])
+                bar.refresh()
+                if job.status == AdaptationJob.Status.DONE:
+                    return
+                if job.status == AdaptationJob.Status.FAILED:
+                    raise CommandError(f"the adaptation failed:\n{job.error}")
+                self._alive(worker)
+                time.sleep(1.0)
+
+    def _watch(self, study: Study, worker: subprocess.Popen[bytes]) -> None:
         bars: dict[int, tqdm] = {}
         try:
             while True:
@@ -192,10 +255,7 @@ class Command(BaseCommand):
                     for r in runs
                 ):
                     break
-                if worker.poll() is not None:
-                    raise CommandError(
-                        f"the worker exited with code {worker.returncode}; see {log_path}"
-                    )
+                self._alive(worker)
                 time.sleep(1.0)
         finally:
             for bar in bars.values():
