@@ -47,6 +47,11 @@ def test_five_failures_for_a_user_name_block_it_with_429_and_a_message():
     assert "Too many failed log-in attempts. Try again in 15 minutes." in html
     assert 'name="password"' in html  # it is the login page, with its form
     assert 0 < int(blocked["Retry-After"]) <= throttle.WINDOW_SECONDS
+    in_russian = client.post(
+        LOGIN, {"username": "res", "password": PASSWORD}, HTTP_ACCEPT_LANGUAGE="ru"
+    )
+    assert in_russian.status_code == 429
+    assert "Повторите через 15 минут." in in_russian.content.decode()
     # Another person at another address is blocked for that name too, not for their own.
     other = Client(REMOTE_ADDR="10.0.0.7")
     assert _login(other, "RES", PASSWORD).status_code == 429  # case does not buy new guesses
