@@ -60,9 +60,16 @@ def _parse_time(value: str | None) -> datetime | None:
     return parsed
 
 
+def _required_time(value: str | None) -> datetime:
+    parsed = _parse_time(value)
+    if parsed is None:
+        raise TransferError("a required timestamp is missing")
+    return parsed
+
+
 def _model_dict(entry: ModelEntry) -> dict[str, Any]:
     data = {f: getattr(entry, f) for f in _MODEL_FIELDS}
-    data["parent"] = entry.parent.name if entry.parent_id else None
+    data["parent"] = entry.parent.name if entry.parent is not None else None
     return data
 
 
@@ -232,7 +239,7 @@ def _import(data: dict[str, Any], *, owner: Any, question_set_name: str | None) 
         judgments_per_pair=meta["judgments_per_pair"],
         repeat_share=meta["repeat_share"],
     )
-    study.created_at = _parse_time(meta["created_at"])
+    study.created_at = _required_time(meta["created_at"])
     _restore(Study, [study], ["created_at"])
     study.annotators.add(*users.values())
 
@@ -242,7 +249,8 @@ def _import(data: dict[str, Any], *, owner: Any, question_set_name: str | None) 
             setattr(run, f, run_data[f])
         run.save()
         for f in _RUN_TIMES:
-            setattr(run, f, _parse_time(run_data[f]))
+            when = run_data[f]
+            setattr(run, f, _required_time(when) if f == "created_at" else _parse_time(when))
         _restore(GenerationRun, [run], _RUN_TIMES)
         answers = [
             Answer(
@@ -254,7 +262,7 @@ def _import(data: dict[str, Any], *, owner: Any, question_set_name: str | None) 
         ]
         Answer.objects.bulk_create(answers, batch_size=_BATCH)
         for answer, a in zip(answers, run_data["answers"], strict=True):
-            answer.created_at = _parse_time(a["created_at"])
+            answer.created_at = _required_time(a["created_at"])
         _restore(Answer, answers, ["created_at"])
 
     pairs = {
@@ -305,7 +313,7 @@ def _question_set(meta: dict[str, Any], rename: str | None) -> QuestionSet:
             "import under another name for the set"
         )
     qset = QuestionSet.objects.create(name=name, language=meta["language"], sha256=meta["sha256"])
-    qset.created_at = _parse_time(meta["created_at"])
+    qset.created_at = _required_time(meta["created_at"])
     _restore(QuestionSet, [qset], ["created_at"])
     Question.objects.bulk_create(
         [Question(question_set=qset, **q) for q in wanted], batch_size=_BATCH
@@ -372,13 +380,13 @@ def _votes(rows: list[dict[str, Any]], assignments: list[Assignment]) -> None:
         batch_size=_BATCH,
     )
     revisions: list[VoteRevision] = []
-    replaced: list[datetime | None] = []
+    replaced: list[datetime] = []
     for vote, (_, v) in zip(votes, voted, strict=True):
-        vote.created_at = _parse_time(v["created_at"])
-        vote.updated_at = _parse_time(v["updated_at"])
+        vote.created_at = _required_time(v["created_at"])
+        vote.updated_at = _required_time(v["updated_at"])
         for r in v["revisions"]:
             revisions.append(VoteRevision(vote=vote, **{f: r[f] for f in _VOTE_FIELDS}))
-            replaced.append(_parse_time(r["replaced_at"]))
+            replaced.append(_required_time(r["replaced_at"]))
     _restore(Vote, votes, ["created_at", "updated_at"])
     VoteRevision.objects.bulk_create(revisions, batch_size=_BATCH)
     for revision, when in zip(revisions, replaced, strict=True):
