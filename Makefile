@@ -52,7 +52,8 @@ bench: install
 	@$(PY) bench/run_all.py
 
 messages: install
-	@$(PY) manage.py makemessages -l ru --no-obsolete && $(PY) manage.py compilemessages -l ru
+	@$(PY) manage.py makemessages -l ru --no-obsolete -i ".venv/*" -i "var/*" -i "bench/*" -i "tests/*" -i "adaptation/*"
+	@$(PY) manage.py compilemessages -l ru -i .venv
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

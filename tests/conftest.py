@@ -171,3 +171,16 @@ def two_models(model_store: Path, tiny_model_dir: Path) -> tuple[Any, Any]:
     return model_entry("Original-SmolTiny", tiny_model_dir), model_entry(
         "Adapted-RuTiny", tiny_model_dir
     )
+
+
+@pytest.fixture(autouse=True)
+def english_by_default(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests read English messages unless they ask for Russian (Accept-Language: ru)."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        yield
+        return
+    from django.utils import translation
+
+    request.getfixturevalue("settings").LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield

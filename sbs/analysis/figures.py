@@ -45,6 +45,7 @@ def report_figures(report: dict[str, Any]) -> dict[str, str]:
                 [i[0] for i in intervals],
                 [i[1] for i in intervals],
                 title=_("Win rate of %(model)s by category") % {"model": adapted},
+                # xgettext:no-python-format
                 axis_label=_("win rate, ties as half (95% interval)"),
             )
         )

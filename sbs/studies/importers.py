@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from django.utils.translation import gettext as _
+
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_QUESTIONS = 50_000
 MAX_FIELD_CHARS = 100_000
@@ -36,7 +38,9 @@ class LineError:
     message: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}" if self.line else self.message
+        if not self.line:
+            return self.message
+        return _("line %(line)d: %(message)s") % {"line": self.line, "message": self.message}
 
 
 class QuestionFileError(ValueError):
@@ -45,7 +49,7 @@ class QuestionFileError(ValueError):
     def __init__(self, errors: list[LineError]) -> None:
         self.errors = errors
         shown = "; ".join(str(e) for e in errors[:10])
-        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        more = _(" (and %(n)d more)") % {"n": len(errors) - 10} if len(errors) > 10 else ""
         super().__init__(shown + more)
 
 
@@ -56,7 +60,11 @@ def detect_format(filename: str) -> FileFormat:
     if lowered.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     raise QuestionFileError(
-        [LineError(0, f"unsupported file type {filename!r}: use .csv or .jsonl")]
+        [
+            LineError(
+                0, _("unsupported file type “%(name)s”: use .csv or .jsonl") % {"name": filename}
+            )
+        ]
     )
 
 
@@ -64,7 +72,13 @@ def decode_utf8(data: bytes) -> str:
     """Strict UTF-8 (a BOM is dropped). cp1251 and other encodings are refused by line."""
     if len(data) > MAX_FILE_BYTES:
         raise QuestionFileError(
-            [LineError(0, f"file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}")]
+            [
+                LineError(
+                    0,
+                    _("the file is %(size)d bytes; the limit is %(limit)d")
+                    % {"size": len(data), "limit": MAX_FILE_BYTES},
+                )
+            ]
         )
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -76,8 +90,10 @@ def decode_utf8(data: bytes) -> str:
             [
                 LineError(
                     line,
-                    f"the file is not UTF-8 (byte 0x{data[exc.start]:02x}); "
-                    "save it as UTF-8 (it may be cp1251)",
+                    _(
+                        "the file is not UTF-8 (byte 0x%(byte)02x); save it as UTF-8 (it may be cp1251)"
+                    )
+                    % {"byte": data[exc.start]},
                 )
             ]
         ) from None
@@ -91,24 +107,26 @@ def _row_to_question(
         if value is None:
             return ""
         if isinstance(value, (dict, list)):
-            errors.append(
-                LineError(line, f"field {key!r} must be text, not {type(value).__name__}")
-            )
+            errors.append(LineError(line, _("field “%(key)s” must be text") % {"key": key}))
             return ""
         return str(value).strip()
 
     question = text("question")
     if not question:
-        errors.append(LineError(line, "empty question"))
+        errors.append(LineError(line, _("empty question")))
         return None
     values = {k: text(k) for k in FIELDS}
     for key, value in values.items():
         if len(value) > MAX_FIELD_CHARS:
             errors.append(
-                LineError(line, f"field {key!r} is longer than {MAX_FIELD_CHARS} characters")
+                LineError(
+                    line,
+                    _("field “%(key)s” is longer than %(n)d characters")
+                    % {"key": key, "n": MAX_FIELD_CHARS},
+                )
             )
     if "\x00" in question:
-        errors.append(LineError(line, "the question contains a NUL character"))
+        errors.append(LineError(line, _("the question contains a NUL character")))
     return ParsedQuestion(
         external_id=values["id"] or str(row_number),
         text=question,
@@ -121,7 +139,11 @@ def _parse_csv(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQues
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "question" not in header:
-        errors.append(LineError(1, f"missing column 'question' (found: {', '.join(header)})"))
+        errors.append(
+            LineError(
+                1, _("missing column “question” (found: %(found)s)") % {"found": ", ".join(header)}
+            )
+        )
         return []
     reader.fieldnames = header
     rows: list[tuple[int, ParsedQuestion]] = []
@@ -129,13 +151,13 @@ def _parse_csv(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQues
         for number, raw in enumerate(reader, start=1):
             line = reader.line_num
             if None in raw:
-                errors.append(LineError(line, "more cells than columns in the header"))
+                errors.append(LineError(line, _("more cells than columns in the header")))
                 continue
             parsed = _row_to_question(dict(raw), line, number, errors)
             if parsed is not None:
                 rows.append((line, parsed))
     except csv.Error as exc:
-        errors.append(LineError(reader.line_num, f"broken CSV: {exc}"))
+        errors.append(LineError(reader.line_num, _("broken CSV: %(error)s") % {"error": exc}))
     return rows
 
 
@@ -149,13 +171,13 @@ def _parse_jsonl(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQu
         try:
             raw = json.loads(chunk)
         except json.JSONDecodeError as exc:
-            errors.append(LineError(line, f"invalid JSON: {exc.msg}"))
+            errors.append(LineError(line, _("invalid JSON: %(error)s") % {"error": exc.msg}))
             continue
         if not isinstance(raw, dict):
-            errors.append(LineError(line, "each line must be a JSON object"))
+            errors.append(LineError(line, _("each line must be a JSON object")))
             continue
         if "question" not in raw:
-            errors.append(LineError(line, "missing key 'question'"))
+            errors.append(LineError(line, _("missing key “question”")))
             continue
         parsed = _row_to_question(raw, line, number, errors)
         if parsed is not None:
@@ -174,15 +196,16 @@ def parse_questions(data: bytes, file_format: FileFormat) -> list[ParsedQuestion
             errors.append(
                 LineError(
                     line,
-                    f"duplicate id {parsed.external_id!r} (first on line {seen[parsed.external_id]})",
+                    _("duplicate id “%(id)s” (first on line %(first)d)")
+                    % {"id": parsed.external_id, "first": seen[parsed.external_id]},
                 )
             )
         else:
             seen[parsed.external_id] = line
     if not rows and not errors:
-        errors.append(LineError(0, "the file contains no questions"))
+        errors.append(LineError(0, _("the file contains no questions")))
     if len(rows) > MAX_QUESTIONS:
-        errors.append(LineError(0, f"more than {MAX_QUESTIONS} questions"))
+        errors.append(LineError(0, _("more than %(n)d questions") % {"n": MAX_QUESTIONS}))
     if errors:
         raise QuestionFileError(sorted(errors, key=lambda e: e.line))
     return [parsed for _, parsed in rows]

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from adaptation.generate import GenerationSettings
 from sbs.accounts.models import Invite, token_digest
@@ -21,6 +22,7 @@ from sbs.studies import importers, modelfiles
 from sbs.studies.design import plan_assignments
 from sbs.studies.models import (
     AdaptationJob,
+    Answer,
     Assignment,
     GenerationRun,
     ModelEntry,
@@ -47,10 +49,10 @@ def question_set_import(
     """Validate the whole file, then write the set and its questions in one transaction."""
     name = name.strip()
     if not name:
-        raise ServiceError("the question set needs a name")
+        raise ServiceError(_("The question set needs a name."))
     parsed = importers.parse_questions(data, importers.detect_format(filename))
     if QuestionSet.objects.filter(name=name).exists():
-        raise ServiceError(f"a question set named {name!r} already exists")
+        raise ServiceError(_("A question set named “%(name)s” already exists.") % {"name": name})
     qset = QuestionSet.objects.create(
         name=name, language=language, sha256=importers.content_sha256(parsed), created_by=user
     )
@@ -82,9 +84,9 @@ def model_register(
     """Check the files (no pickles, no code), copy them into MODEL_STORE, add the entry."""
     name = name.strip()
     if not name:
-        raise ServiceError("the model needs a name")
+        raise ServiceError(_("The model needs a name."))
     if ModelEntry.objects.filter(name=name).exists():
-        raise ServiceError(f"a model named {name!r} already exists")
+        raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name})
     store = Path(settings.MODEL_STORE)
     store.mkdir(parents=True, exist_ok=True)
     slug = f"{slugify(name) or 'model'}-{secrets.token_hex(4)}"
@@ -106,7 +108,7 @@ def model_register(
             created_by=user,
         )
     except IntegrityError as exc:
-        raise ServiceError(f"a model named {name!r} already exists") from exc
+        raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name}) from exc
 
 
 def model_path(entry: ModelEntry) -> Path:
@@ -130,9 +132,9 @@ def study_create(
     repeat_share: float = 0.0,
 ) -> Study:
     if model_a.pk == model_b.pk:
-        raise ServiceError("a study compares two different models")
+        raise ServiceError(_("A study compares two different models."))
     if not 0 <= repeat_share <= 0.5:
-        raise ServiceError("the share of repeated pairs must be between 0 and 0.5")
+        raise ServiceError(_("The share of repeated pairs must be between 0 and 0.5."))
     settings_ = GenerationSettings.from_dict({"seed": seed, **(generation or {})})
     return Study.objects.create(
         owner=owner,
@@ -197,7 +199,7 @@ def study_start(*, study: Study) -> list[GenerationRun]:
             status=Study.Status.GENERATING
         )
         if not won:
-            raise ServiceError("the study has already been started")
+            raise ServiceError(_("The study has already been started."))
         total = study.question_set.questions.count()
         runs = [
             GenerationRun.objects.create(study=study, model=model, total_count=total)
@@ -351,14 +353,16 @@ def adaptation_start(
 
     name = name.strip()
     if not name:
-        raise ServiceError("the adapted model needs a name")
+        raise ServiceError(_("The adapted model needs a name."))
     if (
         ModelEntry.objects.filter(name=name).exists()
         or AdaptationJob.objects.filter(
             name=name, status__in=[AdaptationJob.Status.PENDING, AdaptationJob.Status.RUNNING]
         ).exists()
     ):
-        raise ServiceError(f"a model named {name!r} already exists or is being made")
+        raise ServiceError(
+            _("A model named “%(name)s” already exists or is being made.") % {"name": name}
+        )
     checked = PipelineConfig.from_dict(config).to_dict()  # refuses bad values before queueing
     with transaction.atomic():
         job = AdaptationJob.objects.create(
@@ -419,3 +423,11 @@ def adaptation_fail(*, job_id: int, error: str) -> None:
     AdaptationJob.objects.filter(pk=job_id).update(
         status=AdaptationJob.Status.FAILED, error=error[:10_000], finished_at=timezone.now()
     )
+
+
+def answer_set_excluded(*, study: Study, answer_id: int, excluded: bool) -> bool:
+    """Exclude an answer (e.g. one that names its model) from the analysis, or take it back.
+
+    The analysis then leaves out every vote on that question of this study.
+    """
+    return bool(Answer.objects.filter(pk=answer_id, run__study=study).update(excluded=excluded))

@@ -226,6 +226,15 @@ def study_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @researcher_required
 def study_answers(request: HttpRequest, pk: int) -> HttpResponse:
     study = _own_study(request, pk)
+    if request.method == "POST":
+        try:
+            answer_id = int(request.POST.get("answer", ""))
+        except ValueError:
+            return HttpResponse(status=400)
+        services.answer_set_excluded(
+            study=study, answer_id=answer_id, excluded=request.POST.get("excluded") == "1"
+        )
+        return redirect(f"{reverse('studies:answers', args=[study.pk])}#answer-{answer_id}")
     answers = (
         Answer.objects.filter(run__study=study)
         .select_related("question", "run__model")

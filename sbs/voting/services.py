@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from sbs.studies.models import Assignment, Study
 from sbs.voting.models import Choice, Vote, VoteRevision
@@ -39,7 +40,7 @@ def vote_record(
     kept as a revision first.
     """
     if choice not in Choice.values:
-        raise VoteError("unknown choice")
+        raise VoteError(_("unknown choice"))
     seconds = min(max(float(seconds_on_page), 0.0), MAX_SECONDS_ON_PAGE)
     comment = comment.strip()[:5000]
     try:
@@ -47,9 +48,9 @@ def vote_record(
             pk=assignment_id, annotator=annotator
         )
     except Assignment.DoesNotExist:
-        raise VoteError("no such assignment") from None
+        raise VoteError(_("no such assignment")) from None
     if assignment.pair.study.status != Study.Status.OPEN:
-        raise VoteError("this study is closed for voting")
+        raise VoteError(_("This study is closed for voting."))
     try:
         with transaction.atomic():
             vote = Vote.objects.create(

@@ -42,9 +42,9 @@ def _seconds_on_page(token: str, assignment_id: int) -> float:
     try:
         shown_id, shown_at = signing.loads(token, salt=_SHOWN_SALT, max_age=7 * 24 * 3600)
     except signing.BadSignature:
-        raise VoteError("the page expired; please vote again") from None
+        raise VoteError(_("The page expired; please vote again.")) from None
     if shown_id != assignment_id:
-        raise VoteError("the page does not match this pair")
+        raise VoteError(_("The page does not match this pair."))
     return max(0.0, time.time() - float(shown_at))
 
 
@@ -80,7 +80,7 @@ def vote(request: HttpRequest, study_id: int) -> HttpResponse:
                     comment=d["comment"],
                 )
             except VoteError as exc:
-                messages.error(request, _(str(exc)))
+                messages.error(request, str(exc))
             return redirect("voting:vote", study_id=study.pk)
         messages.error(request, _("Choose one of the four answers."))
         return redirect("voting:vote", study_id=study.pk)

@@ -30,7 +30,7 @@ def test_cp1251_file_is_refused_with_line_number():
 
 
 def test_missing_question_column_is_named():
-    with pytest.raises(QuestionFileError, match="missing column 'question'"):
+    with pytest.raises(QuestionFileError, match="missing column “question”"):
         parse_questions(b"text,category\nhello,x\n", "csv")
 
 

@@ -49,7 +49,7 @@ def test_import_command_reports_every_error(tmp_path):
     path.write_text(json.dumps({"question": ""}) + "\n" + json.dumps({"text": "x"}) + "\n")
     with pytest.raises(CommandError) as err:
         call_command("import_questions", str(path), "--set", "x")
-    assert "line 1: empty question" in str(err.value) and "line 2: missing key 'question'" in str(
+    assert "line 1: empty question" in str(err.value) and "line 2: missing key “question”" in str(
         err.value
     )
     assert not QuestionSet.objects.exists()
@@ -183,3 +183,28 @@ def _upload(name, data):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, data)
+
+
+def test_researcher_excludes_an_answer_that_names_its_model(client, two_models):
+    from sbs.studies.models import Answer
+
+    owner = factories.researcher()
+    study = factories.open_study_with_answers(owner, two_models, [], n=2)
+    answer = Answer.objects.filter(run__study=study).first()
+    client.force_login(owner)
+    client.post(reverse("studies:answers", args=[study.pk]), {"answer": answer.pk, "excluded": "1"})
+    answer.refresh_from_db()
+    assert answer.excluded
+    client.post(reverse("studies:answers", args=[study.pk]), {"answer": answer.pk, "excluded": "0"})
+    answer.refresh_from_db()
+    assert not answer.excluded
+    other = factories.researcher("other")
+    client.force_login(other)
+    assert (
+        client.post(
+            reverse("studies:answers", args=[study.pk]), {"answer": answer.pk, "excluded": "1"}
+        ).status_code
+        == 404
+    )
+    answer.refresh_from_db()
+    assert not answer.excluded
