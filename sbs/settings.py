@@ -200,6 +200,15 @@ CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
 
+# A cache shared by all web processes (login throttling counts failures in it).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+# Behind N reverse proxies, the client address is the N-th from the right of X-Forwarded-For.
+LOGIN_THROTTLE_PROXY_HOPS = env_int("LOGIN_THROTTLE_PROXY_HOPS", 0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -76,7 +75,7 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
     )
     if invite is None:
         raise Http404
-    form: forms.Form = SetPasswordForm(invite.user, request.POST or None)
+    form = SetPasswordForm(invite.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         used = Invite.objects.filter(pk=invite.pk, used_at__isnull=True).update(
             used_at=timezone.now()

@@ -209,8 +209,9 @@ class Assignment(models.Model):
     """One annotator's judgment slot for one pair, with the side each model is shown on."""
 
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
+    # PROTECT: deleting an account must never delete the votes it cast (deactivate it).
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments"
     )
     left_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
     order = models.PositiveIntegerField()
