@@ -293,35 +293,38 @@ def study_reopen(*, study: Study) -> bool:
 # --- runs (called by the worker) -------------------------------------------------------
 
 
-def run_claim(*, run_id: int, worker: str, device: str, max_attempts: int) -> bool:
-    """Claim a pending run, or one left running by a worker that died (a redelivery).
+def _claim(model: type[GenerationRun] | type[AdaptationJob], pk: int, max_attempts: int,
+           **fields: Any) -> bool:  # fmt: skip
+    """Claim a pending job row, or one left running by a worker that died (a redelivery).
 
-    The conditional update is the lock: of two deliveries of the same task, both may win
-    only after a crash, and the answers they write are upserts on (run, question).
+    The conditional update is the lock: two deliveries of the same task can both win only
+    after a crash, and what they write is keyed so that the second changes nothing twice.
+    A row whose attempts are used up while still running (the worker keeps dying on it)
+    ends as failed with the reason on the row.
     """
-    claimed = GenerationRun.objects.filter(
-        pk=run_id,
-        status__in=[GenerationRun.Status.PENDING, GenerationRun.Status.RUNNING],
-        attempts__lt=max_attempts,
+    Status = GenerationRun.Status  # both job models share these status values
+    claimed = model.objects.filter(
+        pk=pk, status__in=[Status.PENDING, Status.RUNNING], attempts__lt=max_attempts
     ).update(
-        status=GenerationRun.Status.RUNNING,
+        status=Status.RUNNING,
         attempts=F("attempts") + 1,
-        worker=worker[:200],
-        device=device[:64],
         started_at=timezone.now(),
         error="",
+        **fields,
     )
     if claimed:
         return True
-    # Attempts used up while still marked running: the worker keeps dying on this run.
-    GenerationRun.objects.filter(
-        pk=run_id, status=GenerationRun.Status.RUNNING, attempts__gte=max_attempts
-    ).update(
-        status=GenerationRun.Status.FAILED,
+    model.objects.filter(pk=pk, status=Status.RUNNING, attempts__gte=max_attempts).update(
+        status=Status.FAILED,
         finished_at=timezone.now(),
-        error=f"gave up after {max_attempts} attempts (the worker stopped mid-run each time)",
+        error=f"gave up after {max_attempts} attempts (the worker stopped mid-job each time)",
     )
     return False
+
+
+def run_claim(*, run_id: int, worker: str, device: str, max_attempts: int) -> bool:
+    """Claim a generation run; its answers are upserts on (run, question)."""
+    return _claim(GenerationRun, run_id, max_attempts, worker=worker[:200], device=device[:64])
 
 
 def run_fail(*, run_id: int, error: str, final: bool) -> None:
@@ -373,27 +376,8 @@ def adaptation_start(
 
 
 def adaptation_claim(*, job_id: int, device: str, max_attempts: int) -> bool:
-    claimed = AdaptationJob.objects.filter(
-        pk=job_id,
-        status__in=[AdaptationJob.Status.PENDING, AdaptationJob.Status.RUNNING],
-        attempts__lt=max_attempts,
-    ).update(
-        status=AdaptationJob.Status.RUNNING,
-        attempts=F("attempts") + 1,
-        device=device[:64],
-        started_at=timezone.now(),
-        error="",
-    )
-    if claimed:
-        return True
-    AdaptationJob.objects.filter(
-        pk=job_id, status=AdaptationJob.Status.RUNNING, attempts__gte=max_attempts
-    ).update(
-        status=AdaptationJob.Status.FAILED,
-        finished_at=timezone.now(),
-        error=f"gave up after {max_attempts} attempts (the worker stopped mid-job each time)",
-    )
-    return False
+    """Claim an adaptation job; its pipeline skips the steps already done."""
+    return _claim(AdaptationJob, job_id, max_attempts, device=device[:64])
 
 
 def adaptation_finish(
