@@ -53,6 +53,16 @@ def browser_page() -> Iterator[Any]:
             shutil.rmtree(profile, ignore_errors=True)
 
 
+def _log_in_and_start(page: Any, base_url: str, username: str, password: str) -> None:
+    """Log in on the login page and open the first study from "my studies"."""
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r"/annotate/$"))
+    page.get_by_role("link", name=re.compile("Начать|Start")).click()
+
+
 def test_annotator_votes_by_keyboard_and_sees_no_model_name(
     live_server, browser_page, two_models, tmp_path
 ):
@@ -61,12 +71,7 @@ def test_annotator_votes_by_keyboard_and_sees_no_model_name(
     study = factories.open_study_with_answers(owner, two_models, [ann], n=4)
     page = browser_page
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "anna")
-    page.fill("input[name=password]", "anna-pass-123")
-    page.click("main button[type=submit]")
-    page.wait_for_url(re.compile(r"/annotate/$"))
-    page.get_by_role("link", name=re.compile("Начать|Start")).click()
+    _log_in_and_start(page, live_server.url, "anna", "anna-pass-123")
 
     secrets = [study.model_a.name, study.model_b.name, study.model_a.path, study.model_b.path]
     keys = ["1", "2", "3", "4"]
@@ -99,12 +104,7 @@ def test_vote_screen_stacks_answers_on_a_phone(live_server, browser_page, two_mo
     factories.open_study_with_answers(owner, two_models, [ann], n=2)
     page = browser_page
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "pavel")
-    page.fill("input[name=password]", "pavel-pass-123")
-    page.click("main button[type=submit]")
-    page.wait_for_url(re.compile(r"/annotate/$"))
-    page.get_by_role("link", name=re.compile("Начать|Start")).click()
+    _log_in_and_start(page, live_server.url, "pavel", "pavel-pass-123")
     left = page.locator("#answer-left").bounding_box()
     right = page.locator("#answer-right").bounding_box()
     assert right["y"] >= left["y"] + left["height"] - 1  # below, not beside
