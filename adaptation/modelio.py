@@ -76,7 +76,9 @@ def gguf_to_folder(gguf_path: Path, cache_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         folder, name = str(gguf_path.parent), gguf_path.name
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, dtype=torch.float32
+        )
         # The de-quantised weights are plain tensors; drop the GGUF quantiser so they save.
         model.hf_quantizer = None
         model.is_quantized = False

@@ -39,7 +39,9 @@ def main() -> int:
     if database_url.startswith("postgres"):
         failure = reachable(database_url, 5432)
         if failure:
-            problems.append(f"PostgreSQL is not reachable at {failure}: start it, or set TEST_DATABASE_URL")
+            problems.append(
+                f"PostgreSQL is not reachable at {failure}: start it, or set TEST_DATABASE_URL"
+            )
         else:
             ensure_database(database_url)
     redis_url = os.environ.get("REDIS_URL", "")
@@ -49,7 +51,9 @@ def main() -> int:
             problems.append(f"Redis is not reachable at {failure}: start it, or set TEST_REDIS_URL")
     chromium = os.environ.get("SBS_CHROMIUM", "/usr/bin/chromium")
     if not shutil.which(chromium):
-        problems.append(f"Chromium is missing at {chromium}: `apt-get install chromium` (browser tests)")
+        problems.append(
+            f"Chromium is missing at {chromium}: `apt-get install chromium` (browser tests)"
+        )
     for problem in problems:
         print(f"missing: {problem}", file=sys.stderr)
     if problems:
