@@ -106,6 +106,7 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "sbs.sqlite3"),
+            "CONN_MAX_AGE": 600,  # opening SQLite and running the PRAGMAs costs per request
             # WAL + a busy timeout + IMMEDIATE write transactions: concurrent voters queue
             # for the write lock instead of failing with "database is locked".
             "OPTIONS": {
@@ -156,6 +157,9 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 6 * 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 6 * 3600 - 300)
 BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 7 * 3600)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 3)
+# CPU threads per worker process for torch (0: torch's default). On a shared or small CPU,
+# 1 thread per process avoids oversubscription; scale with more worker processes instead.
+TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 0)
 if BROKER_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured(
         "BROKER_VISIBILITY_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT, or Redis redelivers "

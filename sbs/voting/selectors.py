@@ -41,8 +41,11 @@ def next_assignment(user: Any, study: Study) -> Assignment | None:
 
 
 def progress(user: Any, study: Study) -> tuple[int, int]:
-    qs = Assignment.objects.filter(pair__study=study, annotator=user)
-    return qs.filter(vote__isnull=False).count(), qs.count()
+    """(votes cast, assignments) of this annotator in this study, in one query."""
+    counts = Assignment.objects.filter(pair__study=study, annotator=user).aggregate(
+        done=Count("vote"), total=Count("pk")
+    )
+    return counts["done"], counts["total"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,7 @@ class Screen:
     right_text: str
 
 
-def screen_for(assignment: Assignment) -> Screen:
-    study = assignment.pair.study
+def screen_for(assignment: Assignment, study: Study) -> Screen:
     other = study.model_b_id if assignment.left_model_id == study.model_a_id else study.model_a_id
     texts = dict(
         Answer.objects.filter(run__study=study, question=assignment.pair.question_id).values_list(

@@ -8,12 +8,12 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from sbs.studies.models import Study
+from sbs.studies.models import Assignment, Study
 from sbs.voting import selectors
 from sbs.voting.models import Choice
 from sbs.voting.services import VoteError, vote_record
@@ -62,10 +62,9 @@ def guidelines(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def vote(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = get_object_or_404(
-        Study.objects.filter(pairs__assignments__annotator_id=request.user.pk).distinct(),
-        pk=study_id,
-    )
+    study = get_object_or_404(Study, pk=study_id)
+    if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
+        raise Http404
     if request.method == "POST":
         form = VoteForm(request.POST)
         if form.is_valid():
@@ -98,7 +97,7 @@ def vote(request: HttpRequest, study_id: int) -> HttpResponse:
         "status": study.status,
     }
     if assignment is not None:
-        screen = selectors.screen_for(assignment)
+        screen = selectors.screen_for(assignment, study)
         context["screen"] = screen
         context["form"] = VoteForm(
             initial={"assignment": assignment.pk, "shown": _shown_token(assignment.pk)}

@@ -86,6 +86,11 @@ class Command(BaseCommand):
             self._build(models, worker, opts)
             if opts["serve"]:
                 from django.core.management import call_command
+                from django.core.servers import basehttp
+
+                # Headers and body go out in two sends; without TCP_NODELAY a kept-alive
+                # browser connection waits ~40 ms for a delayed ACK on every request.
+                basehttp.WSGIRequestHandler.disable_nagle_algorithm = True
 
                 self.step(f"Serving {opts['url']} (Ctrl-C to stop)")
                 call_command("runserver", opts["serve"], use_reloader=False)
@@ -205,7 +210,8 @@ class Command(BaseCommand):
                     "demo@%h",
                 ],  # fmt: skip
                 cwd=settings.BASE_DIR,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                # One torch thread: the other core stays free for the web server.
+                env={"TORCH_NUM_THREADS": "1", **os.environ, "PYTHONUNBUFFERED": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
