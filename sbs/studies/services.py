@@ -224,6 +224,32 @@ def run_retry(*, run: GenerationRun) -> bool:
     return bool(won)
 
 
+def run_requeue(*, run: GenerationRun) -> None:
+    """Send an unfinished run again with fresh attempts (the demo's resume after a stop).
+
+    Only for a single-machine setup where no other worker may hold the run: the stored
+    answers are kept and skipped, so nothing is generated twice.
+    """
+    from workers.tasks import enqueue_generation
+
+    with transaction.atomic():
+        GenerationRun.objects.filter(pk=run.pk).exclude(status=GenerationRun.Status.DONE).update(
+            status=GenerationRun.Status.PENDING, attempts=0, error=""
+        )
+        enqueue_generation(run.pk)
+
+
+def adaptation_requeue(*, job: AdaptationJob) -> None:
+    """Send an unfinished adaptation job again; its pipeline resumes from the last step."""
+    from workers.tasks import enqueue_adaptation
+
+    with transaction.atomic():
+        AdaptationJob.objects.filter(pk=job.pk).exclude(status=AdaptationJob.Status.DONE).update(
+            status=AdaptationJob.Status.PENDING, attempts=0, error=""
+        )
+        enqueue_adaptation(job.pk)
+
+
 def study_open_if_ready(*, study_id: int) -> bool:
     """generating -> open once every run is done: pairs and assignments are created once."""
     with transaction.atomic():

@@ -208,3 +208,24 @@ def test_researcher_excludes_an_answer_that_names_its_model(client, two_models):
     )
     answer.refresh_from_db()
     assert not answer.excluded
+
+
+def test_an_interrupted_run_is_requeued_with_fresh_attempts(
+    two_models, django_capture_on_commit_callbacks
+):
+    from sbs.studies import services
+    from sbs.studies.models import GenerationRun
+
+    study = factories.draft_study(factories.researcher(), two_models, n=2)
+    run = GenerationRun.objects.create(
+        study=study, model=study.model_a, status="running", attempts=3
+    )
+    done = GenerationRun.objects.create(study=study, model=study.model_b, status="done", attempts=1)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.run_requeue(run=run)
+        services.run_requeue(run=done)
+    run.refresh_from_db()
+    done.refresh_from_db()
+    assert (run.status, run.attempts) == ("pending", 0)
+    assert (done.status, done.attempts) == ("done", 1)  # a finished run is never reset
+    assert len(callbacks) == 2  # a re-sent done run is a no-op: its claim fails

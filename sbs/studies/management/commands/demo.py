@@ -112,6 +112,8 @@ class Command(BaseCommand):
                 job = services.adaptation_start(
                     parent=models[ORIGINAL], name=ADAPTED, config=DEMO_ADAPTATION
                 )
+            else:  # an earlier demo was stopped mid-way: resume where its pipeline stopped
+                services.adaptation_requeue(job=job)
             self._watch_job(job, worker)
             adapted = ModelEntry.objects.get(name=ADAPTED)
         self.stdout.write(
@@ -154,8 +156,9 @@ class Command(BaseCommand):
         if study.status == Study.Status.DRAFT:
             services.study_start(study=study)
         elif study.status == Study.Status.GENERATING:
-            for run in study.runs.filter(status=GenerationRun.Status.FAILED):
-                services.run_retry(run=run)
+            # An earlier demo was stopped mid-way: its worker went, and its message with it.
+            for run in study.runs.exclude(status=GenerationRun.Status.DONE):
+                services.run_requeue(run=run)
         study.refresh_from_db()
 
         if study.status == Study.Status.GENERATING:
