@@ -23,6 +23,7 @@ StopReason = Literal["eos", "length"]
 @dataclass(frozen=True)
 class GenerationSettings:
     max_new_tokens: int = 96
+    min_new_tokens: int = 0  # end-of-sequence is suppressed before this many tokens
     temperature: float = 0.0  # 0 means greedy decoding
     top_p: float = 1.0
     seed: int = 0
@@ -33,6 +34,8 @@ class GenerationSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= 8192:
             raise ValueError("max_new_tokens must be between 1 and 8192")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError("min_new_tokens must be between 0 and max_new_tokens")
         if self.temperature < 0:
             raise ValueError("temperature must be >= 0")
         if not 0 < self.top_p <= 1:
@@ -144,6 +147,7 @@ def generate_answers(
             output = model.generate(
                 **batch,
                 max_new_tokens=settings.max_new_tokens,
+                min_new_tokens=settings.min_new_tokens or None,
                 do_sample=sampling,
                 temperature=settings.temperature if sampling else None,
                 top_p=settings.top_p if sampling else None,

@@ -47,6 +47,13 @@ class StudyCreateForm(forms.Form):
     max_new_tokens = forms.IntegerField(
         label=_("Max new tokens"), min_value=1, max_value=8192, initial=96
     )
+    min_new_tokens = forms.IntegerField(
+        label=_("Min new tokens (end of sequence suppressed before)"),
+        min_value=0,
+        max_value=8192,
+        initial=0,
+        required=False,
+    )
     temperature = forms.FloatField(
         label=_("Temperature (0 = greedy)"), min_value=0, max_value=5, initial=0
     )

@@ -149,6 +149,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
                 model_b=d["model_b"],
                 generation={
                     "max_new_tokens": d["max_new_tokens"],
+                    "min_new_tokens": d["min_new_tokens"] or 0,
                     "temperature": d["temperature"],
                     "use_chat_template": d["use_chat_template"],
                     "batch_size": d["batch_size"],

@@ -46,6 +46,16 @@ def gemma3_gguf() -> Path:
     return Path(assemble(Path(settings.VAR_DIR) / "downloads" / "gemma-3-270m-q4_k_m.gguf"))
 
 
+def _die_with_parent() -> None:
+    """In the worker child: receive SIGTERM when the demo process dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class Command(BaseCommand):
     help = "Create the demo study and generate its answers with a real worker process."
 
@@ -81,6 +91,8 @@ class Command(BaseCommand):
             self.stdout.write(f"    {name}: {entry.kind}, {entry.total_bytes / 1e6:.0f} MB")
             models[name] = entry
 
+        # `kill` or `timeout` sends SIGTERM: exit through the finally block that stops the worker.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         worker = self._start_worker()
         try:
             self._build(models, worker, opts)
@@ -146,6 +158,9 @@ class Command(BaseCommand):
                 model_b=models[ADAPTED],
                 generation={
                     "max_new_tokens": opts["max_new_tokens"],
+                    # The same for both models: a briefly trained adapted model would
+                    # otherwise often end at once, leaving nothing to compare.
+                    "min_new_tokens": 24,
                     "batch_size": opts["batch_size"],
                     "temperature": 0.0,
                     "use_chat_template": True,
@@ -217,6 +232,7 @@ class Command(BaseCommand):
                 env={"TORCH_NUM_THREADS": "1", **os.environ, "PYTHONUNBUFFERED": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
 
     def _stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
