@@ -58,9 +58,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "sbs.studies",  # before staticfiles: its runserver (TCP_NODELAY) takes precedence
     "django.contrib.staticfiles",
     "sbs.accounts",
-    "sbs.studies",
     "sbs.voting",
     "sbs.analysis",
 ]

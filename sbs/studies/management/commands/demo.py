@@ -98,11 +98,6 @@ class Command(BaseCommand):
             self._build(models, worker, opts)
             if opts["serve"]:
                 from django.core.management import call_command
-                from django.core.servers import basehttp
-
-                # Headers and body go out in two sends; without TCP_NODELAY a kept-alive
-                # browser connection waits ~40 ms for a delayed ACK on every request.
-                basehttp.WSGIRequestHandler.disable_nagle_algorithm = True
 
                 self.step(f"Serving {opts['url']} (Ctrl-C to stop)")
                 call_command("runserver", opts["serve"], use_reloader=False)
