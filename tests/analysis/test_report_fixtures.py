@@ -8,6 +8,7 @@ the code under test.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,10 @@ def model_rows() -> tuple[ModelEntry, ModelEntry]:
     """Two model entries without files: the analysis reads names and answers, never weights."""
     return tuple(  # type: ignore[return-value]
         ModelEntry.objects.create(
-            name=name, kind=ModelEntry.Kind.HF_FOLDER, path=f"/nowhere/{name}", sha256=name * 4
+            name=name,
+            kind=ModelEntry.Kind.HF_FOLDER,
+            path=f"/nowhere/{name}",
+            sha256=hashlib.sha256(name.encode()).hexdigest(),
         )
         for name in ("Original-SmolTiny", "Adapted-RuTiny")
     )

@@ -15,7 +15,12 @@ _OVERRIDES = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "SE
 
 
 def _check_deploy(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
-    base = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
+    # A deployment never runs with DJANGO_ALLOW_ASYNC_UNSAFE (the browser tests set it).
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _OVERRIDES and k != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     return subprocess.Popen(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
