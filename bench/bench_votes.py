@@ -91,19 +91,21 @@ class Scenario:
     def server_label(self) -> str:
         if self.server == "runserver":
             return "runserver"
+        if self.server == "demo":
+            return "demo: manage.py serve"
         return f"gunicorn {self.workers}w x {self.threads}t"
 
 
 def scenarios(quick: bool) -> list[Scenario]:
     if quick:
         return [
-            Scenario("a", "(a) demo defaults", "runserver", "sqlite", 5, 20, None, 150),
+            Scenario("a", "(a) demo defaults", "demo", "sqlite", 5, 20, None, 150),
             Scenario("b-runserver", "(b) no think", "runserver", "sqlite", 10, 10, None, 300),
             Scenario("b-gunicorn", "(b) no think", "gunicorn", "sqlite", 10, 10, None, 300),
             Scenario("c", "(c) think time", "gunicorn", "postgres", 10, 5, (0.5, 2.0), 50),
         ]
     return [
-        Scenario("a", "(a) demo defaults", "runserver", "sqlite", 15, 78, None, 150),
+        Scenario("a", "(a) demo defaults", "demo", "sqlite", 15, 78, None, 150),
         Scenario("b-runserver", "(b) no think", "runserver", "sqlite", 50, 20, None, 300),
         Scenario("b-gunicorn", "(b) no think", "gunicorn", "sqlite", 50, 20, None, 300),
         Scenario("c", "(c) think time", "gunicorn", "postgres", 50, 20, (0.5, 2.0), 50),
@@ -421,11 +423,14 @@ class Server:
         self.log_path = var_dir / "server.log"
         if kind == "runserver":
             cmd = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"]
+        elif kind == "demo":  # exactly what `make demo` serves with
+            cmd = [sys.executable, "manage.py", "serve", f"127.0.0.1:{self.port}"]
         else:
             cmd = [
                 sys.executable, "-m", "gunicorn", "sbs.wsgi:application",
                 "--workers", str(sc.workers), "--threads", str(sc.threads),
                 "--bind", f"127.0.0.1:{self.port}", "--access-logfile", str(self.access_log),
+                "--keep-alive", "75",
                 "--access-logformat", "%(m)s %(U)s %(s)s %(D)s", "--log-level", "warning",
             ]  # fmt: skip
         self.log = self.log_path.open("wb")
@@ -562,7 +567,9 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, help="override the chosen scenarios' count")
     parser.add_argument("--votes", type=int, help="override the votes per annotator")
     parser.add_argument("--think", help="override the think time, e.g. 0.5-2 (0: none)")
-    parser.add_argument("--server", choices=["runserver", "gunicorn"], help="override the server")
+    parser.add_argument(
+        "--server", choices=["runserver", "gunicorn", "demo"], help="override the server"
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres"], help="override the database")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default 4)")
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default 4)")

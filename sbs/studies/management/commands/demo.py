@@ -97,10 +97,18 @@ class Command(BaseCommand):
         try:
             self._build(models, worker, opts)
             if opts["serve"]:
-                from django.core.management import call_command
+                from sbs.studies.management.commands.serve import gunicorn_argv
 
-                self.step(f"Serving {opts['url']} (Ctrl-C to stop)")
-                call_command("runserver", opts["serve"], use_reloader=False)
+                self.step(f"Serving {opts['url']} with gunicorn (Ctrl-C to stop)")
+                workers = max(2, os.cpu_count() or 2)
+                server = subprocess.Popen(
+                    gunicorn_argv(opts["serve"], workers, 8), cwd=settings.BASE_DIR
+                )
+                try:
+                    server.wait()
+                except KeyboardInterrupt:
+                    server.terminate()
+                    server.wait(timeout=30)
         finally:
             self._stop_worker(worker)
 
