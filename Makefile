@@ -38,6 +38,7 @@ worker: install
 	@$(VENV)/bin/celery -A workers worker -Q gpu,default -c 1 -P solo -l info
 
 test: install
+	@$(VENV)/bin/ruff check .
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) scripts/check_services.py
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) manage.py makemigrations --check --dry-run -v0
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -q
