@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from sbs.studies.blinding import new_plan_salt
+
 
 class QuestionSet(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
@@ -92,7 +94,9 @@ class Study(models.Model):
     model_a = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
     model_b = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
     generation = models.JSONField(default=dict, blank=True)
-    seed = models.IntegerField(default=0)
+    seed = models.IntegerField(default=0, help_text="generation seed (public)")
+    # The secret half of the assignment plan (see sbs.studies.blinding); never shown.
+    plan_salt = models.CharField(max_length=64, default=new_plan_salt, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     judgments_per_pair = models.PositiveIntegerField(
         null=True, blank=True, help_text="empty: every annotator judges every pair"

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from adaptation.generate import GenerationSettings
 from sbs.accounts.models import Invite, token_digest
 from sbs.studies import importers, modelfiles
+from sbs.studies.blinding import plan_key
 from sbs.studies.design import plan_assignments
 from sbs.studies.models import (
     AdaptationJob,
@@ -276,7 +277,7 @@ def _assignments_create(study: Study, annotator_ids: list[int]) -> None:
         annotator_ids,
         judgments_per_pair=study.judgments_per_pair,
         repeat_share=study.repeat_share,
-        seed=study.seed * 1_000_003 + min(annotator_ids, default=0),
+        key=plan_key(study_id=study.pk, salt=study.plan_salt, batch=min(annotator_ids, default=0)),
     )
     first: dict[tuple[int, int], Assignment] = {}
     repeats = []
