@@ -2,7 +2,9 @@
 
 GGUF files are de-quantised by ``transformers`` (15-50 s for a small model), so the first
 load converts them once into a safetensors folder under ``cache_dir`` and every later load
-reads that folder (well under a second). ``trust_remote_code`` is never set.
+reads that folder (well under a second). The folder is named after the sha256 of the whole
+GGUF file, so two different files never share a conversion, whatever their names, sizes or
+first bytes. ``trust_remote_code`` is never set.
 """
 
 from __future__ import annotations
@@ -38,12 +40,25 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def _file_key(path: Path) -> str:
-    """A cheap identity for a large file: name, size and the sha256 of its first 1 MiB."""
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def gguf_cache_key(path: Path) -> str:
+    """The conversion cache entry of a GGUF file: ``gguf-<sha256 of all its bytes>``.
+
+    Hashing reads the whole file (about a second per GB); the digest is remembered for the
+    life of the process while the file's inode, size and modification time stay the same.
+    """
     stat = path.stat()
-    with path.open("rb") as handle:
-        head = hashlib.sha256(handle.read(1 << 20)).hexdigest()[:16]
-    return f"{path.stem}-{stat.st_size}-{head}"
+    identity = (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    digest = _DIGESTS.get(identity)
+    if digest is None:
+        sha = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                sha.update(chunk)
+        digest = _DIGESTS[identity] = sha.hexdigest()
+    return f"gguf-{digest}"
 
 
 @contextmanager
@@ -66,7 +81,7 @@ def gguf_to_folder(gguf_path: Path, cache_dir: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = gguf_path.resolve()
-    target = cache_dir / _file_key(gguf_path)
+    target = cache_dir / gguf_cache_key(gguf_path)
     if (target / "config.json").exists():
         return target
     with _locked(cache_dir / f".{target.name}.lock"):

@@ -14,9 +14,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 
-MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_FILE_BYTES = 20 * 1024 * 1024  # when settings.QUESTION_FILE_MAX_BYTES is absent
 MAX_QUESTIONS = 50_000
 MAX_FIELD_CHARS = 100_000
 FIELDS = ("id", "question", "category", "reference")
@@ -70,13 +71,14 @@ def detect_format(filename: str) -> FileFormat:
 
 def decode_utf8(data: bytes) -> str:
     """Strict UTF-8 (a BOM is dropped). cp1251 and other encodings are refused by line."""
-    if len(data) > MAX_FILE_BYTES:
+    limit = int(getattr(settings, "QUESTION_FILE_MAX_BYTES", MAX_FILE_BYTES))
+    if len(data) > limit:
         raise QuestionFileError(
             [
                 LineError(
                     0,
                     _("the file is %(size)d bytes; the limit is %(limit)d")
-                    % {"size": len(data), "limit": MAX_FILE_BYTES},
+                    % {"size": len(data), "limit": limit},
                 )
             ]
         )
@@ -172,6 +174,9 @@ def _parse_jsonl(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQu
             raw = json.loads(chunk)
         except json.JSONDecodeError as exc:
             errors.append(LineError(line, _("invalid JSON: %(error)s") % {"error": exc.msg}))
+            continue
+        except RecursionError:  # brackets nested deeper than the parser's recursion limit
+            errors.append(LineError(line, _("invalid JSON: nested too deeply")))
             continue
         if not isinstance(raw, dict):
             errors.append(LineError(line, _("each line must be a JSON object")))

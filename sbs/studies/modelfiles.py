@@ -9,20 +9,39 @@ Accepted forms:
 
 Anything that could run code when the model is loaded is refused: pickled weights, Python code
 or native libraries, and ``auto_map`` entries (which make ``transformers`` import code shipped
-with the model). Nothing here ever unpickles, imports or executes a model file: safetensors and
-GGUF headers are parsed by hand, without loading tensors.
+with the model). Metadata may not name files outside the model either (``"vocab_file":
+"/etc/passwd"`` in ``tokenizer_config.json`` and the like: some transformers versions open such
+paths, and the answers would print them). Nothing here ever unpickles, imports or executes a
+model file: safetensors and GGUF headers are parsed by hand, every length checked against the
+file's size before anything is read or allocated, without loading tensors.
 
-Archives are checked entry by entry *before* anything is written; only the allowed model files
-are then extracted into a temporary folder beside the destination, validated with the same rules
-as a folder, and renamed into place. Any failure removes the partial copy.
+Two ways in:
 
-The module is pure Python (no Django) so it can run in a web process, a Celery worker or a CLI.
+* :func:`install_model` takes a path this program chose (an upload it staged, a worker's
+  output, a model shipped on PyPI);
+* :func:`install_from_server_path` takes a path a person typed. It must lie under one of the
+  configured import roots and is opened one component at a time relative to the folder before
+  (``O_NOFOLLOW``): no symlink is followed and nothing can be swapped between the check and the
+  copy. Hard links are refused like symlinks. Every way of failing before the model is reached
+  (outside the roots, missing, unreadable, a link) gives the same message, so the answer says
+  nothing about files outside the roots.
+
+Files are copied (or extracted) into a temporary folder inside the store, validated again
+there, hashed and renamed into place; any failure removes the partial copy. Archives are
+checked entry by entry before anything is written; tars are read as a stream whose size and
+compression ratio are checked as it inflates, so a gzip bomb stops after a bounded read.
+
+The module is pure Python (no Django) so it can run in a web process, a Celery worker or a CLI;
+for that reason its messages are plain English, not translated.
 """
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
+import errno
 import functools
+import gzip
 import hashlib
 import json
 import lzma
@@ -35,9 +54,9 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Generator, Iterable
-from contextlib import AbstractContextManager, closing
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO, Literal
 
@@ -47,8 +66,10 @@ __all__ = [
     "DEFAULT_MAX_TOTAL_BYTES",
     "ModelFileError",
     "ModelInspection",
+    "ServerPathError",
     "check_archive",
     "inspect_model_path",
+    "install_from_server_path",
     "install_model",
     "sha256_file",
 ]
@@ -56,14 +77,20 @@ __all__ = [
 GIB = 1024**3
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_TOTAL_BYTES = 64 * GIB
-#: A zip entry that inflates more than this many times its compressed size is refused
-#: (only checked for entries of at least ``_RATIO_MIN_BYTES``; real weights barely compress).
+#: An archive entry (zip) or a tar stream (gzip, bzip2, xz) that inflates more than this many
+#: times its compressed size is refused, once past ``_RATIO_MIN_BYTES``: real weights barely
+#: compress.
 DEFAULT_MAX_RATIO = 250.0
 _RATIO_MIN_BYTES = 1024**2
 
 _CHUNK = 1024**2
+_RAW_CHUNK = 64 * 1024  # compressed bytes read at a time while inflating a tar
 _MAX_JSON_BYTES = 256 * 1024**2
+_MAX_JSON_DEPTH = 64  # real configs nest 3 to 6 levels
 _MAX_SAFETENSORS_HEADER = 100 * 1024**2  # the safetensors library's own limit
+_MAX_FOLDER_ENTRIES = 100_000
+_MAX_FOLDER_DEPTH = 32
+_MAX_TAR_META = 1024**2  # PAX headers and GNU long names are read into memory by tarfile
 
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".ckpt", ".pickle", ".joblib"})
 CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyo", ".pyd", ".so", ".dylib", ".dll"})
@@ -90,6 +117,8 @@ HF_METADATA_FILES = frozenset(
         "USE_POLICY.md",
     }
 )
+#: The JSON metadata whose every key is checked for auto_map and for paths outside the model.
+_CHECKED_JSON = ("config.json", "tokenizer_config.json", "generation_config.json", "chat_template.json")  # fmt: skip
 _TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer.model"})
 _VOCAB_FILES = frozenset(
     {"vocab.json", "vocab.txt", "merges.txt", "spiece.model", "sentencepiece.bpe.model"}
@@ -97,12 +126,29 @@ _VOCAB_FILES = frozenset(
 _LEGAL_PREFIXES = ("LICENSE", "LICENCE", "NOTICE", "COPYING")
 _INDEX_SUFFIX = ".safetensors.index.json"
 
+#: Keys whose values are text shown to the model (tokens, templates), not paths.
+_TEXT_KEYS = frozenset(
+    {"chat_template", "added_tokens_decoder", "content", "additional_special_tokens",
+     "extra_special_tokens", "model_specific_special_tokens"}
+)  # fmt: skip
+#: transformers' own bookkeeping: overwritten with the real folder on load, never opened.
+_INFORMATIONAL_KEYS = frozenset({"_name_or_path", "name_or_path"})
+#: An absolute path (POSIX, Windows, home directory) or a file URL.
+_ABSOLUTE_RE = re.compile(r"^(?:[/\\]|~[\w.-]*(?:[/\\]|$)|[A-Za-z]:[/\\]|file:)", re.IGNORECASE)
+
 _SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _ZIP_METHODS = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+_TAR_META_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 _ARCHIVE_READ_ERRORS = (
     tarfile.TarError,
     zipfile.BadZipFile,
@@ -111,6 +157,11 @@ _ARCHIVE_READ_ERRORS = (
     EOFError,
     OSError,
 )
+
+# Never follow a symlink; never block on a FIFO swapped in for a file.
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW
+_O_FILE = os.O_RDONLY | _NOFOLLOW
 
 _SAFETENSORS_DTYPE_SIZES = {
     "BOOL": 1,
@@ -133,6 +184,18 @@ _SAFETENSORS_DTYPE_SIZES = {
 
 class ModelFileError(ValueError):
     """A model file or archive was refused; the message names the file and the reason."""
+
+
+class ServerPathError(ModelFileError):
+    """A typed server path that cannot be used. ``disabled``: no import roots are configured.
+
+    Otherwise the message is the same whether the path is outside the roots, missing,
+    unreadable or a link, so it tells nothing about the server's files.
+    """
+
+    def __init__(self, message: str, *, disabled: bool = False) -> None:
+        super().__init__(message)
+        self.disabled = disabled
 
 
 @dataclass(frozen=True)
@@ -158,7 +221,10 @@ class ModelInspection:
 
 def sha256_file(path: Path | str) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    return _sha256_files([Path(path)])
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        _hash_into(digest, f)
+    return digest.hexdigest()
 
 
 def inspect_model_path(path: Path | str) -> ModelInspection:
@@ -168,15 +234,12 @@ def inspect_model_path(path: Path | str) -> ModelInspection:
     Raises :class:`ModelFileError` on anything unsafe or incomplete.
     """
     path = Path(path)
-    if not os.path.lexists(path):
-        raise ModelFileError(f"{path}: does not exist")
-    if path.is_dir():
-        survey = _survey_folder(path)
-        if survey.kind == "gguf":
-            return _inspect_gguf(survey.files[survey.weights[0]], compute_hash=True)
-        return _inspect_hf(survey, compute_hash=True)
-    if path.is_file() and path.name.lower().endswith(".gguf"):
-        return _inspect_gguf(path, compute_hash=True)
+    with _open_trusted(path) as src:
+        if src.is_dir:
+            return _inspect_folder(_survey(src, path), compute_hash=True)
+        if src.name.lower().endswith(".gguf"):
+            with _reader(src) as f:
+                return _inspect_gguf(f, src.size, path, compute_hash=True)
     raise ModelFileError(
         f"{path.name}: not a model folder or a .gguf file; give a Hugging Face folder "
         "(config.json + tokenizer + *.safetensors) or a single .gguf file"
@@ -195,9 +258,13 @@ def check_archive(
     Refuses unsafe paths (``..``, absolute, drive letters), links and devices, pickles and
     code, too many entries, too many bytes, zip-bomb ratios, and archives that hold no model.
     """
-    return _plan_archive(
-        Path(path), max_entries=max_entries, max_total_bytes=max_total_bytes, max_ratio=max_ratio
-    ).names
+    path = Path(path)
+    limits = _Limits(max_entries, max_total_bytes, max_ratio)
+    with _open_trusted(path) as src:
+        if src.is_dir:
+            raise ModelFileError(f"{path.name}: archive does not exist or is not a file")
+        with _reader(src) as f:
+            return _plan_archive(f, src.name, limits).names
 
 
 def install_model(
@@ -209,51 +276,199 @@ def install_model(
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_ratio: float | None = DEFAULT_MAX_RATIO,
 ) -> ModelInspection:
-    """Copy or extract a model into ``store/slug`` and return the installed copy's inspection.
+    """Copy or extract a model that this program chose into ``store/slug``; inspect the copy.
 
-    ``source`` is a Hugging Face folder (only allowed files are copied, symlinks are never
-    followed out of it), a ``.gguf`` file (installed as ``store/slug/<name>.gguf``) or an
-    archive (checked first, then only the model files are extracted). The copy is built in a
-    temporary folder inside ``store`` and renamed into place; on failure it is removed.
+    ``source`` is a Hugging Face folder (only allowed files are copied; symlinks inside it are
+    copied as plain files, none may point out of it), a ``.gguf`` file (installed as
+    ``store/slug/<name>.gguf``) or an archive (checked first, then only the model files are
+    extracted). For a path a person typed use :func:`install_from_server_path`.
     """
-    source, store = Path(source), Path(store)
+    source = Path(source)
+    _check_slug(Path(store), slug)
+    with _open_trusted(source) as src:
+        return _install(src, Path(store), slug, _Limits(max_entries, max_total_bytes, max_ratio))
+
+
+def install_from_server_path(
+    path: str | Path,
+    roots: Sequence[str | Path],
+    store: Path | str,
+    slug: str,
+    *,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    max_ratio: float | None = DEFAULT_MAX_RATIO,
+) -> ModelInspection:
+    """Install a model from a server path a person typed, confined to ``roots``.
+
+    ``path`` must be absolute and lie under one of ``roots`` (absolute folders chosen by the
+    administrator; a root may itself be a symlink). Below the root each component is opened
+    relative to the one before without following symlinks, and the files are copied from those
+    open descriptors, so nothing outside the roots is ever read. Symlinks inside the model
+    folder are copied as plain files when their target is inside it and is not a link itself;
+    hard links are refused. Raises :class:`ServerPathError` (one message for every path that
+    cannot be used, or ``disabled`` when ``roots`` is empty) and :class:`ModelFileError` for
+    a model that is refused. Safe to call from a background job: it touches only the store.
+    """
+    _check_slug(Path(store), slug)
+    with _open_confined(os.fspath(path), roots) as src:
+        return _install(src, Path(store), slug, _Limits(max_entries, max_total_bytes, max_ratio))
+
+
+# --------------------------------------------------------------------------- opening sources
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_entries: int
+    max_total_bytes: int
+    max_ratio: float | None
+
+
+@dataclass
+class _Source:
+    """An open model folder or file. ``confined``: reached from a typed path (hard links out)."""
+
+    fd: int
+    name: str
+    is_dir: bool
+    size: int
+    confined: bool
+
+
+@contextmanager
+def _open_trusted(path: Path) -> Iterator[_Source]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: does not exist") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be opened ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise ModelFileError(f"{path.name}: not a regular file or folder")
+        yield _Source(fd, path.name, stat.S_ISDIR(st.st_mode), st.st_size, confined=False)
+    finally:
+        os.close(fd)
+
+
+def _path_parts(text: str) -> tuple[str, ...]:
+    return tuple(p for p in text.split("/") if p not in ("", "."))
+
+
+@contextmanager
+def _open_confined(text: str, roots: Sequence[str | Path]) -> Iterator[_Source]:
+    if not roots:
+        raise ServerPathError(
+            "registering a model by server path is disabled: no import roots are configured "
+            "(MODEL_IMPORT_ROOTS); upload the model instead",
+            disabled=True,
+        )
+    shown = ", ".join(os.fspath(r) for r in roots)
+    refused = ServerPathError(
+        f"{text}: no readable model folder or file by this name under the import roots "
+        f"({shown}); give the absolute path of a model folder or file inside one of them"
+    )
+    parts = _path_parts(text)
+    if "\x00" in text or not text.startswith("/") or ".." in parts:
+        raise refused
+    fd = None
+    for root in roots:
+        root_text = os.fspath(root)
+        prefixes = {_path_parts(os.path.normpath(root_text)), _path_parts(os.path.realpath(root_text))}  # fmt: skip
+        for prefix in prefixes:
+            if parts[: len(prefix)] == prefix:
+                try:
+                    fd = _walk_open(root_text, parts[len(prefix) :])
+                except OSError:
+                    continue
+                break
+        if fd is not None:
+            break
+    if fd is None:
+        raise refused
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            raise ModelFileError(
+                f"{text}: is a hard link; hard links are refused like symlinks (they can "
+                "point at files outside the import roots), so copy the file instead"
+            )
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise refused
+        name = parts[-1] if parts else os.path.basename(text.rstrip("/"))
+        yield _Source(fd, name, stat.S_ISDIR(st.st_mode), st.st_size, confined=True)
+    finally:
+        os.close(fd)
+
+
+def _walk_open(root: str, parts: tuple[str, ...]) -> int:
+    """Open ``root`` (which the administrator chose, links allowed), then each part below it
+    relative to the one before, never following a symlink. Raises OSError."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            flags = _O_DIR if i < len(parts) - 1 else os.O_RDONLY | _NOFOLLOW
+            nxt = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def _reader(src: _Source) -> Iterator[BinaryIO]:
+    """A buffered reader over the source file's descriptor (left open for the caller)."""
+    with open(src.fd, "rb", closefd=False) as f:
+        yield f
+
+
+# --------------------------------------------------------------------------- installing
+
+
+def _check_slug(store: Path, slug: str) -> None:
     if not _SLUG_RE.match(slug):
         raise ModelFileError(
             f"{slug!r}: invalid model slug; use letters, digits, '.', '_' or '-' "
             "(at most 128 characters, starting with a letter or digit)"
         )
-    dest = store / slug
-    if os.path.lexists(dest):
+    if os.path.lexists(store / slug):
         raise ModelFileError(
             f"{slug}: a model with this slug already exists in the store; pick another slug"
         )
-    if not os.path.lexists(source):
-        raise ModelFileError(f"{source}: does not exist")
 
+
+def _install(src: _Source, store: Path, slug: str, limits: _Limits) -> ModelInspection:
+    """Check the source, copy what is needed into a temporary folder in the store, validate
+    and hash the copy, and rename it to ``store/slug``."""
     fill: Callable[[Path], None]
-    if source.is_dir():
-        survey = _survey_folder(source)
-        if survey.kind == "gguf":
-            _inspect_gguf(survey.files[survey.weights[0]], compute_hash=False)
-        else:
-            _inspect_hf(survey, compute_hash=False)
-        to_copy = {name: survey.files[name] for name in survey.copy_names}
-        needed = _total_size(to_copy.values(), max_total_bytes, str(source.name))
-        fill = lambda tmp: _copy_files(to_copy, tmp)  # noqa: E731
-    elif _archive_kind(source) is not None:
-        plan = _plan_archive(
-            source, max_entries=max_entries, max_total_bytes=max_total_bytes, max_ratio=max_ratio
-        )
+    if src.is_dir:
+        folder = _survey(src, Path(src.name))
+        _inspect_folder(folder, compute_hash=False)  # fail before copying gigabytes
+        sizes = _member_sizes(folder, limits.max_total_bytes)
+        needed = sum(sizes.values())
+        fill = lambda tmp: _copy_members(folder, sizes, tmp, limits.max_total_bytes)  # noqa: E731
+    elif _archive_kind(src.name) is not None:
+        with _reader(src) as f:
+            plan = _plan_archive(f, src.name, limits)
         needed = sum(size for _, size in plan.wanted.values())
-        fill = lambda tmp: _extract_archive(source, plan, tmp)  # noqa: E731
-    elif source.is_file() and source.name.lower().endswith(".gguf"):
-        _inspect_gguf(source, compute_hash=False)
-        to_copy = {source.name: source}
-        needed = _total_size(to_copy.values(), max_total_bytes, source.name)
-        fill = lambda tmp: _copy_files(to_copy, tmp)  # noqa: E731
+        fill = lambda tmp: _extract_archive(src, plan, tmp, limits)  # noqa: E731
+    elif src.name.lower().endswith(".gguf"):
+        with _reader(src) as f:
+            _read_gguf_header(f, src.size, src.name)
+        needed = src.size
+        if needed > limits.max_total_bytes:
+            raise ModelFileError(
+                f"{src.name}: the model file takes {needed:,} bytes, over the "
+                f"{limits.max_total_bytes:,}-byte limit"
+            )
+        fill = lambda tmp: _copy_source_file(src, tmp)  # noqa: E731
     else:
         raise ModelFileError(
-            f"{source.name}: not a model folder, a .gguf file or a supported archive "
+            f"{src.name}: not a model folder, a .gguf file or a supported archive "
             "(.zip, .tar, .tar.gz, .tgz)"
         )
 
@@ -261,8 +476,9 @@ def install_model(
     free = shutil.disk_usage(store).free
     if needed > free:
         raise ModelFileError(
-            f"{source.name}: needs {needed:,} bytes but the model store has only {free:,} free"
+            f"{src.name}: needs {needed:,} bytes but the model store has only {free:,} free"
         )
+    dest = store / slug
     tmp = Path(tempfile.mkdtemp(prefix=f".{slug}.partial-", dir=store))
     try:
         fill(tmp)
@@ -329,143 +545,269 @@ def _check_hf_names(names: set[str], where: str) -> None:
 
 
 @dataclass
-class _Survey:
-    root: Path
+class _Folder:
+    """A surveyed model folder, read only through ``fd`` (never by path)."""
+
+    fd: int
+    path: Path
+    confined: bool
     kind: Literal["hf_folder", "gguf"]
-    files: dict[str, Path]  # top-level regular files (symlinks resolved inside root)
-    weights: list[str]
-    copy_names: list[str]
+    #: top-level file name -> its path inside the folder (a symlink's target, resolved)
+    files: dict[str, tuple[str, ...]]
+    weights: list[str] = field(default_factory=list)
+    copy_names: list[str] = field(default_factory=list)
 
 
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+def _symlink_target(dir_fd: int, name: str, rel: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where a symlink points, as parts inside the folder, or None when it points outside."""
+    try:
+        target = os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return None
+    if target.startswith("/"):
+        return None
+    parts = list(rel)
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return tuple(parts) or None
 
 
-def _survey_folder(root: Path) -> _Survey:
-    """Walk a folder: refuse forbidden files and escaping symlinks, classify its layout."""
-    real_root = os.path.realpath(root)
+def _survey(src: _Source, path: Path) -> _Folder:
+    """Walk a folder through descriptors: refuse forbidden files anywhere and symlinks that
+    leave it, list its top-level files and classify its layout."""
+    files: dict[str, tuple[str, ...]] = {}
+    count = 0
 
-    def unreadable(exc: OSError) -> None:
-        raise ModelFileError(f"{exc.filename}: cannot be listed ({exc.strerror})") from exc
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
-        for name in [*dirnames, *filenames]:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            is_link = os.path.islink(full)
-            if name in filenames or is_link:
-                reason = _forbidden_reason(name)
-                if reason:
-                    raise ModelFileError(f"{rel}: {reason}")
-            if is_link:
-                target = os.path.realpath(full)
-                if not _within(target, real_root):
-                    raise ModelFileError(
-                        f"{rel}: symlink points outside the model folder (to {target}); "
-                        "copy the real files into the folder (e.g. download with "
-                        "--local-dir instead of using the Hugging Face cache)"
-                    )
-                reason = _forbidden_reason(os.path.basename(target))
-                if reason:
-                    raise ModelFileError(f"{rel}: {reason}")
-
-    files: dict[str, Path] = {}
-    with os.scandir(root) as entries:
+    def walk(dir_fd: int, rel: tuple[str, ...]) -> None:
+        nonlocal count
+        try:
+            with os.scandir(dir_fd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            where = "/".join(rel) or path.name
+            raise ModelFileError(f"{where}: cannot be listed ({exc.strerror})") from None
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                continue
-            src = Path(os.path.realpath(entry.path)) if entry.is_symlink() else Path(entry.path)
-            try:
-                st = os.stat(src)
-            except OSError as exc:
-                if _is_allowed_hf_file(entry.name) or entry.name.lower().endswith(".gguf"):
-                    raise ModelFileError(f"{entry.name}: cannot be read ({exc})") from exc
-                continue
-            if stat.S_ISREG(st.st_mode):
-                files[entry.name] = src
-            elif _is_allowed_hf_file(entry.name) or entry.name.lower().endswith(".gguf"):
-                raise ModelFileError(f"{entry.name}: not a regular file")
+            count += 1
+            if count > _MAX_FOLDER_ENTRIES:
+                raise ModelFileError(
+                    f"{path.name}: holds more than {_MAX_FOLDER_ENTRIES:,} files and folders; "
+                    "point at the model folder itself"
+                )
+            parts = (*rel, entry.name)
+            shown = "/".join(parts)
+            if entry.is_symlink():
+                target = _symlink_target(dir_fd, entry.name, rel)
+                if target is None:
+                    raise ModelFileError(
+                        f"{shown}: symlink points outside the model folder; copy the real "
+                        "files into the folder (e.g. download with --local-dir instead of "
+                        "using the Hugging Face cache)"
+                    )
+                for name in (entry.name, target[-1]):
+                    reason = _forbidden_reason(name)
+                    if reason:
+                        raise ModelFileError(f"{shown}: {reason}")
+                if not rel:
+                    files[entry.name] = target
+            elif entry.is_dir(follow_symlinks=False):
+                if len(parts) > _MAX_FOLDER_DEPTH:
+                    raise ModelFileError(f"{shown}: folders nested too deeply")
+                try:
+                    sub = os.open(entry.name, _O_DIR, dir_fd=dir_fd)
+                except OSError as exc:
+                    raise ModelFileError(f"{shown}: cannot be listed ({exc.strerror})") from None
+                try:
+                    walk(sub, parts)
+                finally:
+                    os.close(sub)
+            else:
+                reason = _forbidden_reason(entry.name)
+                if reason:
+                    raise ModelFileError(f"{shown}: {reason}")
+                if not rel:
+                    files[entry.name] = (entry.name,)
 
+    walk(src.fd, ())
     names = set(files)
     if "config.json" not in names:
         ggufs = sorted(n for n in names if n.lower().endswith(".gguf"))
         if len(ggufs) == 1:
-            return _Survey(root, "gguf", files, ggufs, ggufs)
+            return _Folder(src.fd, path, src.confined, "gguf", files, ggufs, ggufs)
         if len(ggufs) > 1:
             raise ModelFileError(
-                f"{', '.join(ggufs)}: several .gguf files in {root.name}; "
+                f"{', '.join(ggufs)}: several .gguf files in {path.name}; "
                 "upload exactly one GGUF file per model"
             )
-    _check_hf_names(names, f"the folder {root.name}")
+    _check_hf_names(names, f"the folder {path.name}")
     weights = sorted(n for n in names if n.lower().endswith(".safetensors"))
     copy_names = sorted(n for n in names if _is_allowed_hf_file(n))
-    return _Survey(root, "hf_folder", files, weights, copy_names)
+    return _Folder(src.fd, path, src.confined, "hf_folder", files, weights, copy_names)
 
 
-def _inspect_hf(survey: _Survey, *, compute_hash: bool) -> ModelInspection:
-    files = survey.files
-    config = _read_json_object(files["config.json"], "config.json")
-    _refuse_auto_map(config, "config.json")
+@contextmanager
+def _open_member(folder: _Folder, name: str) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+    """Open a top-level file of the folder relative to its descriptor, following no link."""
+    parts = folder.files[name]
+    opened: list[int] = []
+    try:
+        dir_fd = folder.fd
+        for part in parts[:-1]:
+            dir_fd = os.open(part, _O_DIR, dir_fd=dir_fd)
+            opened.append(dir_fd)
+        fd = os.open(parts[-1], _O_FILE, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelFileError(
+                f"{name}: points at another symlink or through a linked folder; copy the real "
+                "file into the model folder"
+            ) from None
+        raise ModelFileError(f"{name}: cannot be read ({exc.strerror})") from None
+    finally:
+        for d in opened:
+            os.close(d)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(f"{name}: not a regular file")
+        if folder.confined and st.st_nlink > 1:
+            raise ModelFileError(
+                f"{name}: is a hard link; hard links are refused like symlinks (they can "
+                "point at files outside the folder), so copy the real file into the folder"
+            )
+        yield f, st
+
+
+def _inspect_folder(folder: _Folder, *, compute_hash: bool) -> ModelInspection:
+    if folder.kind == "gguf":
+        name = folder.weights[0]
+        with _open_member(folder, name) as (f, st):
+            return _inspect_gguf(f, st.st_size, folder.path / name, compute_hash=compute_hash)
+
+    names = set(folder.files)
+    data: dict[str, dict[str, Any]] = {}
+    for name in _CHECKED_JSON:
+        if name in names:
+            data[name] = _read_json_object(folder, name)
+            _check_metadata(data[name], name)
     architecture = None
-    archs = config.get("architectures")
+    archs = data["config.json"].get("architectures")
     if isinstance(archs, list) and archs and isinstance(archs[0], str):
         architecture = archs[0]
+    tokenizer_class = data.get("tokenizer_config.json", {}).get("tokenizer_class")
+    if "tokenizer.json" in names:
+        _read_json_object(folder, "tokenizer.json")
 
-    tokenizer_class = None
-    if "tokenizer_config.json" in files:
-        tok_config = _read_json_object(files["tokenizer_config.json"], "tokenizer_config.json")
-        _refuse_auto_map(tok_config, "tokenizer_config.json")
-        if isinstance(tok_config.get("tokenizer_class"), str):
-            tokenizer_class = tok_config["tokenizer_class"]
-    if "tokenizer.json" in files:
-        _read_json_object(files["tokenizer.json"], "tokenizer.json")
+    for name in folder.weights:
+        with _open_member(folder, name) as (f, st):
+            _check_safetensors(f, st.st_size, name)
+    for name in sorted(n for n in names if n.lower().endswith(_INDEX_SUFFIX)):
+        _check_index(_read_json_object(folder, name), name, set(folder.weights))
 
-    for name in survey.weights:
-        _check_safetensors(files[name], name)
-    for name in sorted(n for n in files if n.lower().endswith(_INDEX_SUFFIX)):
-        _check_index(_read_json_object(files[name], name), name, set(survey.weights))
-
-    paths = [files[n] for n in survey.weights]
+    digest = hashlib.sha256()
+    total = 0
+    for name in folder.weights:
+        with _open_member(folder, name) as (f, st):
+            total += st.st_size
+            if compute_hash:
+                _hash_into(digest, f)
     return ModelInspection(
         kind="hf_folder",
-        root=survey.root,
-        weight_files=tuple(survey.weights),
-        total_bytes=sum(os.stat(p).st_size for p in paths),
-        sha256=_sha256_files(paths) if compute_hash else "",
+        root=folder.path,
+        weight_files=tuple(folder.weights),
+        total_bytes=total,
+        sha256=digest.hexdigest() if compute_hash else "",
         architecture=architecture,
-        tokenizer_class=tokenizer_class,
+        tokenizer_class=tokenizer_class if isinstance(tokenizer_class, str) else None,
     )
 
 
-def _read_json_object(path: Path, label: str) -> dict[str, Any]:
-    size = os.stat(path).st_size
-    if size > _MAX_JSON_BYTES:
-        raise ModelFileError(f"{label}: {size:,} bytes is too large for a JSON metadata file")
+# --------------------------------------------------------------------------- JSON metadata
+
+
+def _read_json_object(folder: _Folder, name: str) -> dict[str, Any]:
+    with _open_member(folder, name) as (f, st):
+        if st.st_size > _MAX_JSON_BYTES:
+            raise ModelFileError(
+                f"{name}: {st.st_size:,} bytes is too large for a JSON metadata file"
+            )
+        raw = f.read(_MAX_JSON_BYTES + 1)
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read().decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise ModelFileError(f"{label}: is not valid JSON ({exc})") from exc
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ModelFileError(f"{name}: is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise ModelFileError(f"{name}: is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise ModelFileError(f"{label}: must hold a JSON object, not {type(data).__name__}")
+        raise ModelFileError(f"{name}: must hold a JSON object, not {type(data).__name__}")
     return data
 
 
-def _refuse_auto_map(data: dict[str, Any], label: str) -> None:
-    """Refuse ``auto_map`` anywhere in a config: it makes transformers import shipped code."""
-    stack: list[Any] = [data]
+def _points_outside(value: str) -> bool:
+    """An absolute path, a home-relative path, a file URL, or a path with a ``..`` part."""
+    return bool(_ABSOLUTE_RE.match(value)) or ".." in re.split(r"[/\\]", value)
+
+
+def _check_metadata(data: dict[str, Any], label: str) -> None:
+    """Refuse ``auto_map`` anywhere (it makes transformers import shipped code), any value that
+    names a file outside the model folder (``vocab_file``, ``tokenizer_file`` and every other
+    key: some transformers versions open them), chat template names that are not plain names
+    (transformers writes one file per name), and nesting deeper than ``_MAX_JSON_DEPTH``."""
+    # (value, where, depth, is_text): text values (tokens, templates) are not paths.
+    stack: list[tuple[Any, str, int, bool]] = [(data, "", 0, False)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "auto_map" in item:
+        value, where, depth, is_text = stack.pop()
+        if depth > _MAX_JSON_DEPTH:
+            raise ModelFileError(
+                f"{label}: nested more than {_MAX_JSON_DEPTH} levels deep; not a model config"
+            )
+        if isinstance(value, dict):
+            if "auto_map" in value:
                 raise ModelFileError(
-                    f"{label}: declares auto_map ({json.dumps(item['auto_map'])[:200]}), "
+                    f"{label}: declares auto_map ({json.dumps(value['auto_map'])[:200]}), "
                     "i.e. custom code loaded with trust_remote_code; only models supported by "
                     "stock transformers can be registered"
                 )
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+            for key, item in value.items():
+                key = str(key)
+                text = (
+                    is_text
+                    or key in _TEXT_KEYS
+                    or key in _INFORMATIONAL_KEYS
+                    or key.endswith(("_token", "_tokens"))
+                )
+                if key == "chat_template":
+                    _check_template_names(item, label)
+                stack.append((item, f"{where}.{key}" if where else key, depth + 1, text))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1, is_text) for i, v in enumerate(value))
+        elif isinstance(value, str) and not is_text and _points_outside(value):
+            raise ModelFileError(
+                f"{label}: {where} names a file outside the model folder ({value[:200]!r}); "
+                "transformers may open it when the model is loaded. Remove the key (or name a "
+                "file inside the folder) and register the model again"
+            )
+
+
+def _check_template_names(templates: Any, label: str) -> None:
+    if isinstance(templates, dict):
+        names = list(templates)
+    elif isinstance(templates, list):
+        names = [t.get("name") for t in templates if isinstance(t, dict)]
+    else:
+        return
+    for name in names:
+        if not isinstance(name, str) or not name or name.startswith(".") or re.search(r"[/\\\x00]", name):  # fmt: skip
+            raise ModelFileError(
+                f"{label}: chat template name {str(name)[:200]!r} is not a plain name; "
+                "transformers writes each template to a file named after it"
+            )
 
 
 def _check_index(index: dict[str, Any], label: str, weights: set[str]) -> None:
@@ -480,11 +822,14 @@ def _check_index(index: dict[str, Any], label: str, weights: set[str]) -> None:
             )
 
 
+# --------------------------------------------------------------------------- safetensors
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_safetensors(path: Path, label: str) -> None:
+def _check_safetensors(f: BinaryIO, size: int, label: str) -> None:
     """Parse a safetensors header (u64 LE length + JSON) and check offsets; load no tensor."""
 
     def bad(reason: str) -> ModelFileError:
@@ -493,20 +838,20 @@ def _check_safetensors(path: Path, label: str) -> None:
             "safetensors at all, re-export it with save_pretrained(..., safe_serialization=True)"
         )
 
-    size = os.stat(path).st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise bad(f"only {size} bytes, shorter than the 8-byte header length")
-        (header_len,) = struct.unpack("<Q", head)
-        if header_len == 0 or header_len > _MAX_SAFETENSORS_HEADER:
-            raise bad(f"header length {header_len:,} is out of range")
-        if 8 + header_len > size:
-            raise bad(f"header length {header_len:,} runs past the end of the file")
-        raw = f.read(header_len)
+    head = f.read(8)
+    if len(head) < 8:
+        raise bad(f"only {size} bytes, shorter than the 8-byte header length")
+    (header_len,) = struct.unpack("<Q", head)
+    if header_len == 0 or header_len > _MAX_SAFETENSORS_HEADER:
+        raise bad(f"header length {header_len:,} is out of range")
+    if 8 + header_len > size:
+        raise bad(f"header length {header_len:,} runs past the end of the file")
+    raw = f.read(header_len)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise bad("header is not JSON: nested too deeply") from None
+    except ValueError as exc:
         raise bad(f"header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
         raise bad("header is not a JSON object")
@@ -551,28 +896,30 @@ class _GGUFParseError(Exception):
 
 
 class _GGUFReader:
-    """Sequential little-endian reader over a GGUF header, bounded by the file size."""
+    """Sequential little-endian reader over a GGUF header: every length is checked against the
+    bytes left in the file before anything is read, skipped or allocated."""
 
     _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-    _STRING, _ARRAY = 8, 9
+    _UINT32, _STRING, _ARRAY = 4, 8, 9
+    MAX_ARRAY = 1 << 24  # tokenizer vocabularies and merges are well under this
 
     def __init__(self, f: BinaryIO, size: int, pos: int) -> None:
         self.f, self.size, self.pos = f, size, pos
 
-    def _need(self, n: int) -> None:
+    def need(self, n: int, what: str = "a value") -> None:
         if n < 0 or self.pos + n > self.size:
-            raise _GGUFParseError("runs past the end of the file")
+            raise _GGUFParseError(f"{what} of {n:,} bytes runs past the end of the file")
 
     def read(self, n: int) -> bytes:
-        self._need(n)
+        self.need(n)
         data = self.f.read(n)
         if len(data) != n:
             raise _GGUFParseError("short read")
         self.pos += n
         return data
 
-    def skip(self, n: int) -> None:
-        self._need(n)
+    def skip(self, n: int, what: str = "a value") -> None:
+        self.need(n, what)
         self.pos += n
         self.f.seek(self.pos)
 
@@ -582,80 +929,119 @@ class _GGUFReader:
     def u64(self) -> int:
         return int(struct.unpack("<Q", self.read(8))[0])
 
-    def string(self) -> str:
-        return self.read(self.u64()).decode("utf-8", errors="replace")
+    def string(self, limit: int) -> str:
+        n = self.u64()
+        if n > limit:
+            raise _GGUFParseError(f"a string of {n:,} bytes (at most {limit:,} expected here)")
+        return self.read(n).decode("utf-8", errors="replace")
 
     def skip_value(self, vtype: int, depth: int = 0) -> None:
         if vtype in self._SCALAR_SIZES:
             self.skip(self._SCALAR_SIZES[vtype])
         elif vtype == self._STRING:
-            self.skip(self.u64())
+            self.skip(self.u64(), "a string")
         elif vtype == self._ARRAY and depth < 4:
             etype, count = self.u32(), self.u64()
+            if count > self.MAX_ARRAY:
+                raise _GGUFParseError(f"an array of {count:,} items")
             if etype in self._SCALAR_SIZES:
-                self.skip(count * self._SCALAR_SIZES[etype])
+                self.skip(count * self._SCALAR_SIZES[etype], "an array")
             else:
-                self._need(count * 8)  # every element takes at least 8 bytes
+                self.need(count * 8, "an array")  # every element takes at least 8 bytes
                 for _ in range(count):
                     self.skip_value(etype, depth + 1)
         else:
             raise _GGUFParseError(f"unknown value type {vtype}")
 
 
-def _read_gguf_header(path: Path, label: str) -> tuple[str | None, str | None]:
-    """Check the magic and parse key/values; return (architecture, tokenizer model)."""
-    size = os.stat(path).st_size
-    with open(path, "rb") as f:
-        magic = f.read(4)
-        if magic != b"GGUF":
+def _read_gguf_header(f: BinaryIO, size: int, label: str) -> tuple[str | None, str | None]:
+    """Check the magic, the key/values and every tensor's extent; return (architecture,
+    tokenizer model). Counts and lengths are bounded by the file's size before any loop."""
+    from gguf.constants import GGML_QUANT_SIZES  # (block size, bytes per block) per type
+
+    f.seek(0)
+    magic = f.read(4)
+    if magic != b"GGUF":
+        raise ModelFileError(
+            f"{label}: does not start with the GGUF magic bytes (found {magic!r}); "
+            "it is not a GGUF file"
+        )
+    reader = _GGUFReader(f, size, 4)
+    wanted: dict[str, str | None] = {"general.architecture": None, "tokenizer.ggml.model": None}
+    try:
+        version = reader.u32()
+        if version not in (2, 3):
             raise ModelFileError(
-                f"{label}: does not start with the GGUF magic bytes (found {magic!r}); "
-                "it is not a GGUF file"
+                f"{label}: GGUF version {version} is not supported (only 2 and 3); "
+                "re-convert it with a recent llama.cpp"
             )
-        reader = _GGUFReader(f, size, 4)
-        wanted: dict[str, str | None] = {"general.architecture": None, "tokenizer.ggml.model": None}
-        try:
-            version = reader.u32()
-            if version not in (2, 3):
-                raise ModelFileError(
-                    f"{label}: GGUF version {version} is not supported (only 2 and 3); "
-                    "re-convert it with a recent llama.cpp"
-                )
-            reader.u64()  # tensor count
-            kv_count = reader.u64()
-            reader._need(kv_count * 12)  # key length + value type, at least
-            for _ in range(kv_count):
-                key = reader.string()
-                vtype = reader.u32()
-                if key in wanted and vtype == _GGUFReader._STRING:
-                    wanted[key] = reader.string()
-                    if all(v is not None for v in wanted.values()):
-                        break
-                else:
-                    reader.skip_value(vtype)
-        except _GGUFParseError as exc:
-            raise ModelFileError(
-                f"{label}: GGUF header does not parse ({exc}); the file is truncated or corrupt"
-            ) from exc
+        n_tensors, n_kv = reader.u64(), reader.u64()
+        left = size - reader.pos
+        if n_kv > left // 12:  # key length + value type, at least
+            raise _GGUFParseError(f"it claims {n_kv:,} key/values, more than the file holds")
+        if n_tensors > left // 24:  # name length + dimensions + type + offset, at least
+            raise _GGUFParseError(f"it claims {n_tensors:,} tensors, more than the file holds")
+        if n_tensors == 0:
+            raise _GGUFParseError("it holds no tensors")
+        alignment = 32
+        for _ in range(n_kv):
+            key = reader.string(65_535)  # the GGUF spec's limit on key length
+            vtype = reader.u32()
+            if key in wanted and vtype == _GGUFReader._STRING:
+                wanted[key] = reader.string(4096)
+            elif key == "general.alignment" and vtype == _GGUFReader._UINT32:
+                alignment = reader.u32()
+                if alignment == 0 or alignment & (alignment - 1):
+                    raise _GGUFParseError(f"alignment {alignment} is not a power of two")
+            else:
+                reader.skip_value(vtype)
+        tensors = []
+        for _ in range(n_tensors):
+            reader.skip(reader.u64(), "a tensor name")
+            n_dims = reader.u32()
+            if n_dims > 4:
+                raise _GGUFParseError(f"a tensor with {n_dims} dimensions (at most 4)")
+            dims = [reader.u64() for _ in range(n_dims)]
+            tensors.append((dims, reader.u32(), reader.u64()))
+        data_start = -(-reader.pos // alignment) * alignment
+        for dims, ttype, offset in tensors:
+            count = 1
+            for d in dims:
+                count *= d
+            sizes = GGML_QUANT_SIZES.get(ttype)  # type: ignore[call-overload]
+            if sizes is None:
+                raise _GGUFParseError(f"unknown tensor type {ttype}")
+            block, type_size = sizes
+            if count % block or data_start + offset + count // block * type_size > size:
+                raise _GGUFParseError("a tensor's data runs past the end of the file")
+    except _GGUFParseError as exc:
+        raise ModelFileError(
+            f"{label}: GGUF header does not parse ({exc}); the file is truncated or corrupt"
+        ) from exc
     return wanted["general.architecture"], wanted["tokenizer.ggml.model"]
 
 
-def _inspect_gguf(path: Path, *, compute_hash: bool) -> ModelInspection:
-    if not path.is_file():
-        raise ModelFileError(f"{path.name}: not a regular file")
-    architecture, tokenizer = _read_gguf_header(path, path.name)
+def _inspect_gguf(f: BinaryIO, size: int, root: Path, *, compute_hash: bool) -> ModelInspection:
+    architecture, tokenizer = _read_gguf_header(f, size, root.name)
+    digest = hashlib.sha256()
+    if compute_hash:
+        _hash_into(digest, f)
     return ModelInspection(
         kind="gguf",
-        root=path,
-        weight_files=(path.name,),
-        total_bytes=os.stat(path).st_size,
-        sha256=_sha256_files([path]) if compute_hash else "",
+        root=root,
+        weight_files=(root.name,),
+        total_bytes=size,
+        sha256=digest.hexdigest() if compute_hash else "",
         architecture=architecture,
         tokenizer_class=tokenizer,
     )
 
 
 # --------------------------------------------------------------------------- archives
+
+
+class _ArchiveLimitError(Exception):
+    """A limit hit while reading an archive; reported with the archive's name."""
 
 
 @dataclass
@@ -675,8 +1061,8 @@ class _ArchivePlan:
     wanted: dict[str, tuple[str, int]]  # normalized member name -> (installed name, size)
 
 
-def _archive_kind(path: Path) -> Literal["zip", "tar"] | None:
-    name = path.name.lower()
+def _archive_kind(name: str) -> Literal["zip", "tar"] | None:
+    name = name.lower()
     if name.endswith(".zip"):
         return "zip"
     if name.endswith(_TAR_SUFFIXES):
@@ -684,11 +1070,84 @@ def _archive_kind(path: Path) -> Literal["zip", "tar"] | None:
     return None
 
 
-def _iter_archive(path: Path) -> Generator[_Member, None, None]:
-    """Yield the archive's members in order, reading headers only."""
-    kind = _archive_kind(path)
+class _Counted:
+    """A file's ``read`` that counts the bytes it hands out (the compressed side)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.bytes_in = raw, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.bytes_in += len(data)
+        return data
+
+
+_DECOMPRESSED: tuple[tuple[bytes, Callable[[Any], Any]], ...] = (
+    (b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f, mode="rb")),
+    (b"BZh", bz2.BZ2File),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile),
+)
+
+
+class _TarStream:
+    """The bytes of a tar archive for ``tarfile``'s stream mode, inflated on the fly when
+    compressed (the standard library's gzip, bzip2 and xz readers, which inflate no more than
+    is asked for). Checked as they stream: more than ``max_out`` bytes in all, or, once past
+    1 MiB, more than ``max_ratio`` times the compressed bytes read so far, stops the read.
+    Each read yields at most 1 MiB."""
+
+    def __init__(self, raw: BinaryIO, *, max_out: int, max_ratio: float | None) -> None:
+        head = raw.read(6)
+        raw.seek(0)
+        self._counted = _Counted(raw)
+        self._compressed = False
+        self._stream: Any = self._counted
+        for magic, reader in _DECOMPRESSED:
+            if head.startswith(magic):
+                self._compressed, self._stream = True, reader(self._counted)
+        self._max_out, self._max_ratio = max_out, max_ratio
+        self.bytes_out = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(_CHUNK if size < 0 else min(size, _CHUNK))
+        self.bytes_out += len(data)
+        read_in = max(self._counted.bytes_in, 1)
+        if self.bytes_out > self._max_out:
+            raise _ArchiveLimitError(
+                f"unpacks to more than the {self._max_out:,}-byte limit for a model"
+            )
+        if (
+            self._compressed
+            and self._max_ratio is not None
+            and self.bytes_out > _RATIO_MIN_BYTES
+            and self.bytes_out > self._max_ratio * read_in
+        ):
+            raise _ArchiveLimitError(
+                f"inflates more than {self._max_ratio:,.0f} times its compressed size "
+                f"({self.bytes_out:,} bytes from {read_in:,}), which looks like a "
+                "compression bomb, not model weights"
+            )
+        return data
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses PAX and GNU long-name headers over 1 MiB before tarfile reads them into memory."""
+
+    def _proc_member(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        if self.type in _TAR_META_TYPES and self.size > _MAX_TAR_META:
+            raise _ArchiveLimitError(
+                f"{self.name}: an extended tar header of {self.size:,} bytes "
+                f"(at most {_MAX_TAR_META:,})"
+            )
+        return super()._proc_member(tarfile)  # type: ignore[misc]
+
+
+def _iter_archive(f: BinaryIO, label: str, limits: _Limits) -> Generator[_Member, None, None]:
+    """Yield the archive's members in order, reading headers only (tars as a bounded stream)."""
+    f.seek(0)
+    kind = _archive_kind(label)
     if kind == "zip":
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(f) as zf:
             for info in zf.infolist():
                 mode = info.external_attr >> 16
                 ftype: Literal["file", "dir", "symlink", "hardlink", "special"]
@@ -710,7 +1169,13 @@ def _iter_archive(path: Path) -> Generator[_Member, None, None]:
                     method_ok=info.compress_type in _ZIP_METHODS,
                 )
     elif kind == "tar":
-        with tarfile.open(path, mode="r:*") as tf:
+        # Headers and padding: 1 KiB per entry at most, and a little end-of-archive slack.
+        stream = _TarStream(
+            f,
+            max_out=limits.max_total_bytes + 1024 * (limits.max_entries + 64),
+            max_ratio=limits.max_ratio,
+        )
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tf:  # type: ignore[call-overload]
             for member in tf:
                 if member.isreg():
                     ftype = "file"
@@ -731,7 +1196,7 @@ def _iter_archive(path: Path) -> Generator[_Member, None, None]:
                 )
     else:
         raise ModelFileError(
-            f"{path.name}: not a supported archive (.zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz)"
+            f"{label}: not a supported archive (.zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz)"
         )
 
 
@@ -763,25 +1228,20 @@ def _is_ignorable(parts: tuple[str, ...]) -> bool:
     return parts[0] == "__MACOSX" or parts[-1].startswith("._") or parts[-1] == ".DS_Store"
 
 
-def _plan_archive(
-    path: Path, *, max_entries: int, max_total_bytes: int, max_ratio: float | None
-) -> _ArchivePlan:
+def _plan_archive(f: BinaryIO, label: str, limits: _Limits) -> _ArchivePlan:
     """Check every entry (nothing is written) and decide which members to extract."""
-    label = path.name
-    if not path.is_file():
-        raise ModelFileError(f"{label}: archive does not exist or is not a file")
     names: list[str] = []
     seen: set[str] = set()
     dirs: set[str] = set()
     files: dict[tuple[str, ...], int] = {}
     total = 0
     try:
-        with closing(_iter_archive(path)) as members:
+        with closing(_iter_archive(f, label, limits)) as members:
             for count, member in enumerate(members, start=1):
-                if count > max_entries:
+                if count > limits.max_entries:
                     raise ModelFileError(
-                        f"{label}: has more than {max_entries:,} entries; a model archive should "
-                        "only hold the model files"
+                        f"{label}: has more than {limits.max_entries:,} entries; a model "
+                        "archive should only hold the model files"
                     )
                 parts = _member_parts(member.raw, label)
                 where = f"{member.raw} (in {label})"
@@ -813,16 +1273,17 @@ def _plan_archive(
                 if not member.method_ok:
                     raise ModelFileError(f"{where}: unsupported zip compression method")
                 total += member.size
-                if total > max_total_bytes:
+                if total > limits.max_total_bytes:
                     raise ModelFileError(
-                        f"{where}: the archive unpacks to more than the {max_total_bytes:,}-byte "
-                        "limit for a model"
+                        f"{where}: the archive unpacks to more than the "
+                        f"{limits.max_total_bytes:,}-byte limit for a model"
                     )
+                ratio = limits.max_ratio
                 if (
-                    max_ratio is not None
+                    ratio is not None
                     and member.compress_size is not None
                     and member.size >= _RATIO_MIN_BYTES
-                    and member.size > max_ratio * max(member.compress_size, 1)
+                    and member.size > ratio * max(member.compress_size, 1)
                 ):
                     raise ModelFileError(
                         f"{where}: compresses {member.size / max(member.compress_size, 1):,.0f}:1, "
@@ -831,6 +1292,10 @@ def _plan_archive(
                 files[parts] = member.size
     except ModelFileError:
         raise
+    except _ArchiveLimitError as exc:
+        raise ModelFileError(f"{label}: {exc}") from None
+    except RecursionError:
+        raise ModelFileError(f"{label}: cannot read the archive (nested too deeply)") from None
     except _ARCHIVE_READ_ERRORS as exc:
         raise ModelFileError(f"{label}: cannot read the archive ({exc})") from exc
 
@@ -870,12 +1335,12 @@ def _archive_layout(files: dict[tuple[str, ...], int], label: str) -> dict[str, 
     }
 
 
-def _extract_archive(path: Path, plan: _ArchivePlan, dest: Path) -> None:
+def _extract_archive(src: _Source, plan: _ArchivePlan, dest: Path, limits: _Limits) -> None:
     """Extract only the planned members into ``dest`` (an empty folder), re-checking each."""
-    label = path.name
+    label = src.name
     written: set[str] = set()
     try:
-        with closing(_iter_archive(path)) as members:
+        with _reader(src) as f, closing(_iter_archive(f, label, limits)) as members:
             for member in members:
                 parts = _member_parts(member.raw, label)
                 name = "/".join(parts)
@@ -891,6 +1356,8 @@ def _extract_archive(path: Path, plan: _ArchivePlan, dest: Path) -> None:
                 written.add(name)
     except ModelFileError:
         raise
+    except _ArchiveLimitError as exc:
+        raise ModelFileError(f"{label}: {exc}") from None
     except _ARCHIVE_READ_ERRORS as exc:
         raise ModelFileError(f"{label}: extraction failed ({exc})") from exc
     missing = set(plan.wanted) - written
@@ -902,7 +1369,7 @@ def _extract_archive(path: Path, plan: _ArchivePlan, dest: Path) -> None:
 
 
 def _write_new_file(fin: IO[bytes], target: Path, limit: int, label: str) -> None:
-    """Stream ``fin`` into a new file (never through a symlink), at most ``limit`` bytes."""
+    """Stream ``fin`` into a new file (never through a symlink), exactly ``limit`` bytes."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     written = 0
     with os.fdopen(fd, "wb") as fout:
@@ -915,30 +1382,38 @@ def _write_new_file(fin: IO[bytes], target: Path, limit: int, label: str) -> Non
         raise ModelFileError(f"{label}: holds fewer bytes than its declared size")
 
 
-def _copy_files(files: dict[str, Path], dest: Path) -> None:
-    """Copy regular files (symlinks already resolved inside the source) into ``dest``."""
-    for name, src in files.items():
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as fin:
-            st = os.fstat(fin.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise ModelFileError(f"{name}: not a regular file")
+def _member_sizes(folder: _Folder, max_total_bytes: int) -> dict[str, int]:
+    sizes = {}
+    for name in folder.copy_names:
+        with _open_member(folder, name) as (_, st):
+            sizes[name] = st.st_size
+    total = sum(sizes.values())
+    if total > max_total_bytes:
+        raise ModelFileError(
+            f"{folder.path.name}: the model files take {total:,} bytes, over the "
+            f"{max_total_bytes:,}-byte limit"
+        )
+    return sizes
+
+
+def _copy_members(folder: _Folder, sizes: dict[str, int], dest: Path, max_total: int) -> None:
+    """Copy the allowed top-level files through descriptors opened without following links."""
+    total = 0
+    for name in folder.copy_names:
+        with _open_member(folder, name) as (fin, st):
+            total += st.st_size
+            if total > max_total or st.st_size != sizes[name]:
+                raise ModelFileError(f"{name}: changed while the model was being copied")
             _write_new_file(fin, dest / name, st.st_size, name)
 
 
-def _total_size(paths: Iterable[Path], max_total_bytes: int, label: str) -> int:
-    total = sum(os.stat(p).st_size for p in paths)
-    if total > max_total_bytes:
-        raise ModelFileError(
-            f"{label}: the model files take {total:,} bytes, over the {max_total_bytes:,}-byte limit"
-        )
-    return total
+def _copy_source_file(src: _Source, dest: Path) -> None:
+    with _reader(src) as fin:
+        fin.seek(0)
+        _write_new_file(fin, dest / src.name, src.size, src.name)
 
 
-def _sha256_files(paths: Iterable[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
+def _hash_into(digest: Any, f: BinaryIO) -> None:
+    f.seek(0)
+    while chunk := f.read(_CHUNK):
+        digest.update(chunk)

@@ -10,6 +10,7 @@ imported, matched by name and sha256.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,9 @@ from sbs.voting.models import Vote, VoteRevision
 FORMAT = "sbs-study"
 VERSION = 1
 _BATCH = 1000
+#: An export nests about 8 levels (a model's recipe the deepest); anything far deeper is not
+#: one, and would overflow the stack of the JSON encoder when saved into a JSONField.
+MAX_DEPTH = 64
 
 _QUESTION_FIELDS = ("external_id", "text", "category", "reference", "position")
 _MODEL_FIELDS = ("name", "kind", "path", "architecture", "tokenizer_class", "total_bytes", "sha256", "recipe")  # fmt: skip
@@ -174,6 +178,37 @@ def _vote_dict(vote: Vote) -> dict[str, Any]:
 # --- import ------------------------------------------------------------------------------
 
 
+def export_parse(raw: bytes | str) -> dict[str, Any]:
+    """The JSON of an export file, or a :class:`TransferError` saying why it is not one
+    (invalid JSON, or nested deeper than :data:`MAX_DEPTH`: never a RecursionError)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise TransferError(
+            f"not a study export: the JSON is nested more than {MAX_DEPTH} levels deep"
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise TransferError(f"not valid JSON: {exc}") from None
+    _check_depth(data)
+    if not isinstance(data, dict):
+        raise TransferError("this is not an sbs study export")
+    return data
+
+
+def _check_depth(data: Any) -> None:
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise TransferError(
+                f"not a study export: the JSON is nested more than {MAX_DEPTH} levels deep"
+            )
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def study_import(
     data: dict[str, Any], *, owner: Any, question_set_name: str | None = None
 ) -> Study:
@@ -187,6 +222,7 @@ def study_import(
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise TransferError("this is not an sbs study export")
+    _check_depth(data)
     if data.get("version") != VERSION:
         raise TransferError(
             f"export version {data.get('version')!r} is not supported (expected {VERSION})"
@@ -282,7 +318,7 @@ def _import(data: dict[str, Any], *, owner: Any, question_set_name: str | None) 
 
 
 def _match_model(meta: dict[str, Any]) -> ModelEntry:
-    entry = ModelEntry.objects.filter(name=meta["name"], sha256=meta["sha256"]).first()
+    entry = ModelEntry.objects.ready().filter(name=meta["name"], sha256=meta["sha256"]).first()
     if entry is None:
         same_name = ModelEntry.objects.filter(name=meta["name"]).first()
         detail = (

@@ -80,3 +80,19 @@ def test_demo_set_has_78_questions_in_four_categories():
     assert {q.category for q in questions} == {
         "general_knowledge", "reasoning_over_text", "text_understanding", "instructions_creative",
     }  # fmt: skip
+
+
+def test_deeply_nested_jsonl_line_is_a_line_error_not_a_crash():
+    nested = '{"question": "x", "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    data = "\n".join([json.dumps({"question": "fine"}), nested]).encode()
+    with pytest.raises(QuestionFileError) as err:
+        parse_questions(data, "jsonl")
+    assert [(e.line, e.message) for e in err.value.errors] == [
+        (2, "invalid JSON: nested too deeply")
+    ]
+
+
+def test_file_over_the_configured_limit_is_refused(settings):
+    settings.QUESTION_FILE_MAX_BYTES = 100
+    with pytest.raises(QuestionFileError, match="the limit is 100"):
+        parse_questions(b"question\n" + b"x" * 200 + b"\n", "csv")

@@ -7,7 +7,9 @@ import io
 import json
 import os
 import pickle
+import re
 import stat
+import struct
 import subprocess
 import sys
 import tarfile
@@ -612,3 +614,249 @@ def test_module_does_not_import_django():
         "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --------------------------------------------------------------------------- metadata naming files
+
+
+@pytest.mark.parametrize(
+    ("config_name", "data", "where"),
+    [
+        ("tokenizer_config.json", {"vocab_file": "/etc/passwd"}, "vocab_file"),
+        ("tokenizer_config.json", {"merges_file": "../../secrets/merges.txt"}, "merges_file"),
+        ("tokenizer_config.json", {"tokenizer_file": "..\\..\\tokenizer.json"}, "tokenizer_file"),
+        ("tokenizer_config.json", {"spm_file": "~/.ssh/id_rsa"}, "spm_file"),
+        (
+            "tokenizer_config.json",
+            {"special_tokens_map_file": "C:\\Users\\x\\map.json"},
+            "special_tokens_map_file",
+        ),  # fmt: skip
+        ("config.json", {"vocab_file": "file:///etc/shadow"}, "vocab_file"),
+        (
+            "config.json",
+            {"text_config": {"some_weights": ["ok", "/var/lib/db.sqlite3"]}},
+            r"text_config\.some_weights\[1\]",
+        ),  # fmt: skip
+        ("generation_config.json", {"assistant_model": "/srv/other-model"}, "assistant_model"),
+    ],
+)
+def test_metadata_naming_a_file_outside_the_folder_is_refused(
+    hf_folder: Path, store: Path, config_name: str, data: dict, where: str
+):
+    """Some transformers versions open vocab_file & co. verbatim: the answers would print it."""
+    path = hf_folder / config_name
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.update(data)
+    path.write_text(json.dumps(merged))
+    expected = rf"{config_name.replace('.', '[.]')}: {where} names a file outside the model folder"
+    with pytest.raises(ModelFileError, match=expected):
+        inspect_model_path(hf_folder)
+    with pytest.raises(ModelFileError, match="outside the model folder"):
+        install_model(hf_folder, store, "m")
+    assert_nothing_installed(store)
+
+
+@pytest.mark.parametrize("templates", [{"default": "x", "../../evil": "y"}, [{"name": "a/b", "template": "x"}]])  # fmt: skip
+def test_chat_template_names_that_are_paths_are_refused(hf_folder: Path, templates: object):
+    """transformers writes each named template to <name>.jinja when saving (CVE-2026-9856)."""
+    config = json.loads((hf_folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = templates
+    (hf_folder / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="chat template name .* is not a plain name"):
+        inspect_model_path(hf_folder)
+
+
+def test_file_names_inside_the_folder_tokens_and_bookkeeping_paths_are_accepted(hf_folder: Path):
+    config = json.loads((hf_folder / "tokenizer_config.json").read_text())
+    config.update(
+        {
+            "vocab_file": "vocab.json",  # inside the folder
+            "name_or_path": "/home/me/models/tiny",  # overwritten by transformers on load
+            "eos_token": "</s>",
+            "added_tokens_decoder": {"5": {"content": "/", "special": False}},
+            "chat_template": "{{ '../' ~ messages[0]['content'] }}",
+        }
+    )
+    (hf_folder / "tokenizer_config.json").write_text(json.dumps(config))
+    model_config = json.loads((hf_folder / "config.json").read_text())
+    model_config["_name_or_path"] = "/content/drive/MyDrive/tiny"
+    (hf_folder / "config.json").write_text(json.dumps(model_config))
+    assert inspect_model_path(hf_folder).kind == "hf_folder"
+
+
+def test_symlink_out_of_the_folder_is_refused_without_naming_its_target(
+    hf_folder: Path, tmp_path: Path
+):
+    secret = tmp_path / "private" / "id_rsa"
+    secret.parent.mkdir()
+    secret.write_text("key")
+    (hf_folder / "README.md").symlink_to(secret)
+    with pytest.raises(ModelFileError) as err:
+        inspect_model_path(hf_folder)
+    assert "README.md: symlink points outside" in str(err.value)
+    assert "private" not in str(err.value) and "id_rsa" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- nesting and bombs
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_deeply_nested_config_json_is_refused_with_a_message(hf_folder: Path, depth: int):
+    (hf_folder / "config.json").write_text('{"a": ' + "[" * depth + "]" * depth + "}")
+    with pytest.raises(ModelFileError, match=r"config\.json: .*nested"):
+        inspect_model_path(hf_folder)
+
+
+def _compressed_zeros(kind: str, size: int) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    zeros = b"\0" * size
+    if kind == "gz":
+        return gzip.compress(zeros, 9)
+    if kind == "bz2":
+        return bz2.compress(zeros, 9)
+    return lzma.compress(zeros, preset=0)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz"])
+def test_compressed_tar_bomb_is_stopped_after_a_bounded_read(
+    hf_folder: Path, tmp_path: Path, store: Path, kind: str
+):
+    """A complete, valid model archive whose weights are 1 GiB of zeros in a ~1 MB file."""
+    chunk_size, chunks = 16 * 1024**2, 64  # 1 GiB of zeros, as concatenated compressed members
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for name, data in folder_members(hf_folder, "tiny/"):
+            if name.endswith(".safetensors"):
+                continue
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    head = raw.getvalue()[: -tarfile.RECORDSIZE]  # drop the end-of-archive blocks
+    header = tarfile.TarInfo("tiny/model.safetensors")
+    header.size = chunk_size * chunks
+    bomb = tmp_path / f"bomb.tar.{kind}"
+    member = _compressed_zeros(kind, chunk_size)
+    with bomb.open("wb") as f:
+        f.write(_compress(kind, head + header.tobuf(format=tarfile.GNU_FORMAT)))
+        for _ in range(chunks):
+            f.write(member)
+        f.write(_compress(kind, b"\0" * tarfile.RECORDSIZE))
+    assert bomb.stat().st_size < 4 * 1024**2
+
+    with pytest.raises(ModelFileError, match=r"bomb\.tar\..*compression bomb") as err:
+        check_archive(bomb)
+    read_in = int(re.search(r"bytes from ([\d,]+)\)", str(err.value))[1].replace(",", ""))
+    assert read_in <= 1024**2  # stopped after at most 1 MiB of the file, not 1 GiB inflated
+    with pytest.raises(ModelFileError, match="compression bomb"):
+        install_model(bomb, store, "m")
+    assert_nothing_installed(store)
+
+
+def _compress(kind: str, data: bytes) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    if kind == "gz":
+        return gzip.compress(data)
+    if kind == "bz2":
+        return bz2.compress(data)
+    return lzma.compress(data)
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz"])
+def test_concatenated_and_compressed_tars_still_install(
+    hf_folder: Path, tmp_path: Path, store: Path, kind: str
+):
+    """Multi-member gzip (as pigz or cat a.gz b.gz writes) is read through to the end."""
+    archive = write_archive(kind, tmp_path / "upload", folder_members(hf_folder, "tiny/"))
+    if kind == "tar.gz":
+        data = archive.read_bytes()
+        import gzip
+
+        plain = gzip.decompress(data)
+        archive.write_bytes(gzip.compress(plain[:700]) + gzip.compress(plain[700:]))
+    assert install_model(archive, store, "t").sha256 == inspect_model_path(hf_folder).sha256
+
+
+@pytest.mark.timeout(30)
+def test_tar_extended_header_claiming_gigabytes_is_refused_before_reading_it(
+    hf_folder: Path, tmp_path: Path
+):
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type = tarfile.XHDTYPE
+    pax.size = 8 * 1024**3
+    archive = tmp_path / "pax.tar"
+    archive.write_bytes(pax.tobuf(format=tarfile.GNU_FORMAT) + b"0" * 4096)
+    with pytest.raises(ModelFileError, match=r"pax\.tar: .*extended tar header of 8,589,934,592"):
+        check_archive(archive)
+
+
+# --------------------------------------------------------------------------- GGUF header bounds
+
+
+def _gguf_string(text: str) -> bytes:
+    return struct.pack("<Q", len(text)) + text.encode()
+
+
+def _gguf_kv_string(key: str, value: str) -> bytes:
+    return _gguf_string(key) + struct.pack("<I", 8) + _gguf_string(value)
+
+
+def _gguf(n_tensors: int, kvs: bytes, n_kv: int, tail: bytes = b"") -> bytes:
+    return b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + kvs + tail
+
+
+_ARCH = _gguf_kv_string("general.architecture", "llama") + _gguf_kv_string(
+    "tokenizer.ggml.model", "llama"
+)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (_gguf(2**60, _ARCH, 2, b"\0" * 256), r"claims 1,152,921,504,606,846,976 tensors"),
+        (_gguf(1, b"", 2**60, b"\0" * 256), r"claims 1,152,921,504,606,846,976 key/values"),
+        (_gguf(1, struct.pack("<Q", 2**40) + b"k" * 64, 1), r"string of 1,099,511,627,776 bytes"),
+        (
+            _gguf(1, _gguf_string("general.architecture") + struct.pack("<IQ", 8, 2**40), 1),
+            r"string of 1,099,511,627,776 bytes",
+        ),
+        (
+            _gguf(1, _gguf_string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2**60), 1),
+            r"array of 1,152,921,504,606,846,976 items",
+        ),
+        (
+            # one F32 tensor of 2^40 elements at offset 0 in a file of a few hundred bytes
+            _gguf(1, _ARCH, 2, _gguf_string("w") + struct.pack("<IQIQ", 1, 2**40, 0, 0)),
+            "tensor's data runs past the end of the file",
+        ),
+        (_gguf(0, _ARCH, 2), "holds no tensors"),
+    ],
+    ids=[
+        "tensors-2^60",
+        "kv-2^60",
+        "key-2^40",
+        "value-2^40",
+        "array-2^60",
+        "data-past-end",
+        "no-tensors",
+    ],  # fmt: skip
+)
+def test_gguf_header_claims_beyond_the_file_are_refused_quickly(
+    tmp_path: Path, store: Path, content: bytes, reason: str
+):
+    path = tmp_path / "hostile.gguf"
+    path.write_bytes(content)
+    with pytest.raises(
+        ModelFileError, match=rf"hostile\.gguf: GGUF header does not parse.*{reason}"
+    ):
+        inspect_model_path(path)
+    with pytest.raises(ModelFileError, match="does not parse"):
+        install_model(path, store, "g")
+    assert_nothing_installed(store)

@@ -1,11 +1,10 @@
-import json
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sbs.studies.transfer import TransferError, study_import
+from sbs.studies.transfer import TransferError, export_parse, study_import
 
 
 class Command(BaseCommand):
@@ -37,8 +36,8 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"no user named {owner!r}")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = export_parse(path.read_bytes())
+        except (OSError, TransferError) as exc:
             raise CommandError(f"{path}: cannot read a JSON export: {exc}") from exc
         try:
             study = study_import(data, owner=user, question_set_name=question_set_name)
