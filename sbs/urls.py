@@ -14,6 +14,7 @@ studies_patterns = (
         path("<int:pk>/answers/", study_views.study_answers, name="answers"),
         path("<int:pk>/results/", analysis_views.results, name="results"),
         path("<int:pk>/report/<str:fmt>/", analysis_views.export, name="export"),
+        path("<int:pk>/annotators/invite/", study_views.study_reinvite, name="reinvite"),
         path("<int:pk>/<slug:action>/", study_views.study_action, name="action"),
         path("questions/", study_views.question_sets, name="question_sets"),
         path("questions/<int:pk>/", study_views.question_set_detail, name="question_set"),
@@ -35,7 +36,10 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("login/", account_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("invite/<str:token>/", account_views.invite_accept, name="invite"),
+    # The token rides in the fragment (/invite/#<token>), never in a logged request line;
+    # the old form of the link answers 404 with a message and withdraws its token.
+    path("invite/", account_views.invite_accept, name="invite"),
+    path("invite/<str:token>/", account_views.invite_old_link, name="invite_old_link"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("studies/", include(studies_patterns)),
     path("annotate/", include(voting_patterns)),

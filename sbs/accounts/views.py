@@ -6,55 +6,34 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import SetPasswordForm
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
-from django.utils.translation import ngettext
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from sbs.accounts import throttle
-from sbs.accounts.models import Invite, token_digest
+from sbs.accounts import services
+from sbs.accounts.forms import InviteTokenForm, ThrottledAuthenticationForm
 from sbs.accounts.roles import is_researcher
 
 
 class LoginView(auth_views.LoginView):
-    """Django's login (it cycles the session key) behind a throttle on failures.
+    """Django's login (it cycles the session key) behind the throttle in its form.
 
-    While the user name or the client address is blocked, a POST is answered 429 with a
-    message on the login page, and the password is not even checked.
+    While the name, the address or the pair is blocked, a POST is answered 429 with a
+    message on the login page, and the password is not even checked. The admin's log-in
+    uses the same form (``sbs/accounts/admin.py``), so both count the same failures.
     """
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        wait = throttle.login_retry_after(
-            username=request.POST.get("username", ""), address=throttle.client_address(request)
-        )
-        if not wait:
-            return super().post(request, *args, **kwargs)
-        minutes = max(1, -(-wait // 60))
-        messages.error(
-            request,
-            ngettext(
-                "Too many failed log-in attempts. Try again in %(minutes)d minute.",
-                "Too many failed log-in attempts. Try again in %(minutes)d minutes.",
-                minutes,
-            )
-            % {"minutes": minutes},
-        )
-        response = self.render_to_response(self.get_context_data(form=self.get_form_class()()))
-        response.status_code = 429
-        response["Retry-After"] = str(wait)
-        return response
+    authentication_form = ThrottledAuthenticationForm
 
     def form_invalid(self, form: Any) -> HttpResponse:
-        throttle.login_failure_record(
-            username=self.request.POST.get("username", ""),
-            address=throttle.client_address(self.request),
-        )
-        return super().form_invalid(form)
-
-    def form_valid(self, form: Any) -> HttpResponse:
-        throttle.login_success_record(username=form.get_user().get_username())
-        return super().form_valid(form)
+        response = super().form_invalid(form)
+        if form.retry_after:
+            response.status_code = 429
+            response["Retry-After"] = str(form.retry_after)
+        return response
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -65,24 +44,69 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("voting:my_studies")
 
 
-@require_http_methods(["GET", "POST"])
-def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
-    """A one-time link: the annotator chooses a password and is logged in."""
-    invite = (
-        Invite.objects.select_related("user")
-        .filter(token_sha256=token_digest(token), used_at__isnull=True)
-        .first()
+def _invite_problem(request: HttpRequest, error: services.InviteError) -> HttpResponse:
+    status = 410 if error.code == "expired" else 404
+    return render(
+        request,
+        "accounts/invite.html",
+        {"token_form": InviteTokenForm(), "problem": str(error)},
+        status=status,
     )
-    if invite is None:
-        raise Http404
-    form = SetPasswordForm(invite.user, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        used = Invite.objects.filter(pk=invite.pk, used_at__isnull=True).update(
-            used_at=timezone.now()
-        )
-        if not used:
-            raise Http404
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("home")
-    return render(request, "accounts/invite.html", {"form": form, "invited": invite.user})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invite_accept(request: HttpRequest) -> HttpResponse:
+    """The invite page, ``/invite/#<token>``: the token never travels in a URL.
+
+    GET: a form for the token (static/js/invite.js fills it from the fragment and sends it;
+    without JavaScript it is pasted). POST with the token: who is invited, and the password
+    form. POST with the token and a password: the password is set, the invite is spent, and
+    the person is logged in.
+    """
+    if request.method == "GET":
+        return render(request, "accounts/invite.html", {"token_form": InviteTokenForm()})
+    token_form = InviteTokenForm(request.POST)
+    if not token_form.is_valid():
+        return render(request, "accounts/invite.html", {"token_form": token_form}, status=400)
+    token = token_form.cleaned_data["token"]
+    try:
+        user = services.invite_pending(token=token).user
+    except services.InviteError as exc:
+        return _invite_problem(request, exc)
+    form = SetPasswordForm(user, request.POST if "new_password1" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        try:
+            user = services.invite_redeem(token=token, password=form.cleaned_data["new_password1"])
+        except services.InviteError as exc:
+            return _invite_problem(request, exc)
+        except ValidationError as exc:
+            form.add_error("new_password2", exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(
+                request,
+                _("Your password is set. Your user name is %(name)s: you log in with it.")
+                % {"name": user.get_username()},
+            )
+            return redirect("home")
+    return render(request, "accounts/invite.html", {"form": form, "token": token, "invited": user})
+
+
+@never_cache
+def invite_old_link(request: HttpRequest, token: str) -> HttpResponse:
+    """``/invite/<token>/``, the old form of the link, answers 404 with a message: the token
+    is in the request line, hence in access logs, so it is withdrawn, never accepted (a
+    redirect to the fragment form could not undo the logging)."""
+    services.invite_withdraw(token=token)
+    return render(
+        request,
+        "accounts/invite.html",
+        {
+            "problem": _(
+                "Invite links of this form no longer work. Ask the researcher who invited "
+                "you for a new link."
+            )
+        },
+        status=404,
+    )

@@ -35,12 +35,12 @@ class Endpoint:
     @property
     def audience(self) -> str:
         """Who may use it: "researcher" (the owner), "annotator" (one in the study), or
-        "public" (no login: login, logout, the invite link, home)."""
+        "public" (no login: login, logout, the invite page and its old link form, home)."""
         if self.name.startswith("studies:"):
             return "researcher"
         if self.name.startswith("voting:"):
             return "annotator"
-        if self.name in {"home", "login", "logout", "invite"}:
+        if self.name in {"home", "login", "logout", "invite", "invite_old_link"}:
             return "public"
         pytest.fail(
             f"URL {self.route!r} (name {self.name!r}) has no known audience: teach "
@@ -98,6 +98,6 @@ def _value(endpoint: Endpoint, name: str, study: Any) -> Any:
         return "close"
     if url_name == "studies:export" and name == "fmt":
         return "csv"
-    if url_name == "invite" and name == "token":
+    if url_name == "invite_old_link" and name == "token":
         return "no-such-invite-token"
     return None

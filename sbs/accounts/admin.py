@@ -1,0 +1,11 @@
+"""The admin's log-in counts failures with the main log-in's throttle (same counters).
+
+The admin stays: it is the only screen that deactivates an account, resets a forgotten
+password or puts someone in the researchers group. Its log-in is Django's, given our form.
+"""
+
+from django.contrib import admin
+
+from sbs.accounts.forms import ThrottledAdminAuthenticationForm
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
