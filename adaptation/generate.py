@@ -9,7 +9,7 @@ while sharing the batch. Tokenisation and decoding are timed apart from generati
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -115,14 +115,17 @@ def generate_answers(
     *,
     skip: frozenset[int] = frozenset(),
     on_batch: Callable[[list[GeneratedAnswer]], None] | None = None,
+    seed_offsets: Mapping[int, int] | None = None,
 ) -> Iterator[GeneratedAnswer]:
     """Generate one answer per prompt, in batches of similar prompt length.
 
     Prompts whose index is in ``skip`` are not generated (already stored by an earlier,
     interrupted attempt). ``on_batch`` is called after every batch, before its answers are
-    yielded, so a caller can persist them as a unit.
+    yielded, so a caller can persist them as a unit. ``seed_offsets`` (index -> n) moves a
+    prompt's sampling seed, for an answer generated again. A batch that runs out of device
+    memory is retried in halves.
     """
-    tokenizer, model = loaded.tokenizer, loaded.model
+    tokenizer = loaded.tokenizer
     eos = _eos_ids(loaded)
     rendered: list[tuple[int, str, list[int], float]] = []
     for index, question in enumerate(prompts):
@@ -134,47 +137,95 @@ def generate_answers(
         rendered.append((index, text, ids, time.perf_counter() - started))
     # Similar lengths in one batch waste less compute on padding.
     rendered.sort(key=lambda item: len(item[2]))
+    offsets = seed_offsets or {}
     for start in range(0, len(rendered), settings.batch_size):
-        chunk = rendered[start : start + settings.batch_size]
-        batch = tokenizer.pad(
-            {"input_ids": [ids for _, _, ids, _ in chunk]}, return_tensors="pt", padding=True
-        ).to(loaded.device)
-        clock = _StepClock()
-        sampling = settings.temperature > 0
-        torch.manual_seed(settings.seed + chunk[0][0])
-        began = time.perf_counter()
-        with torch.inference_mode():
-            output = model.generate(
-                **batch,
-                max_new_tokens=settings.max_new_tokens,
-                min_new_tokens=settings.min_new_tokens or None,
-                do_sample=sampling,
-                temperature=settings.temperature if sampling else None,
-                top_p=settings.top_p if sampling else None,
-                top_k=None,
-                pad_token_id=tokenizer.pad_token_id,
-                stopping_criteria=[clock],
+        for answers in _generate_splitting_on_oom(
+            loaded, rendered[start : start + settings.batch_size], settings, eos, offsets
+        ):
+            if on_batch is not None:
+                on_batch(answers)
+            yield from answers
+
+
+def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom,) if oom is not None else ()
+
+
+def _generate_splitting_on_oom(
+    loaded: LoadedModel,
+    chunk: list[tuple[int, str, list[int], float]],
+    settings: GenerationSettings,
+    eos: set[int],
+    offsets: Mapping[int, int],
+) -> Iterator[list[GeneratedAnswer]]:
+    """One batch; on out-of-memory, the same prompts again in two halves (down to one).
+
+    An out-of-memory at batch size one propagates: a transient error for the caller (another
+    job may be holding the device), not a bad model.
+    """
+    try:
+        answers = _generate_chunk(loaded, chunk, settings, eos, offsets)
+    except _out_of_memory_errors():
+        if len(chunk) == 1:
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(chunk) // 2
+        yield from _generate_splitting_on_oom(loaded, chunk[:half], settings, eos, offsets)
+        yield from _generate_splitting_on_oom(loaded, chunk[half:], settings, eos, offsets)
+        return
+    yield answers
+
+
+def _generate_chunk(
+    loaded: LoadedModel,
+    chunk: list[tuple[int, str, list[int], float]],
+    settings: GenerationSettings,
+    eos: set[int],
+    offsets: Mapping[int, int],
+) -> list[GeneratedAnswer]:
+    tokenizer, model = loaded.tokenizer, loaded.model
+    batch = tokenizer.pad(
+        {"input_ids": [ids for _, _, ids, _ in chunk]}, return_tensors="pt", padding=True
+    ).to(loaded.device)
+    clock = _StepClock()
+    sampling = settings.temperature > 0
+    # A regenerated answer (offset > 0) draws from another seed, so sampling gives a new text.
+    torch.manual_seed(
+        settings.seed + chunk[0][0] + 7919 * sum(offsets.get(i, 0) for i, *_ in chunk)
+    )
+    began = time.perf_counter()
+    with torch.inference_mode():
+        output = model.generate(
+            **batch,
+            max_new_tokens=settings.max_new_tokens,
+            min_new_tokens=settings.min_new_tokens or None,
+            do_sample=sampling,
+            temperature=settings.temperature if sampling else None,
+            top_p=settings.top_p if sampling else None,
+            top_k=None,
+            pad_token_id=tokenizer.pad_token_id,
+            stopping_criteria=[clock],
+        )
+    new = output[:, batch["input_ids"].shape[1] :].tolist()
+    answers = []
+    for (index, _, ids, tok_seconds), row in zip(chunk, new, strict=True):
+        end = next((i for i, t in enumerate(row) if t in eos), None)
+        kept = row[:end] if end is not None else row
+        finished_step = end if end is not None else len(kept) - 1
+        finished_step = min(max(finished_step, 0), len(clock.stamps) - 1)
+        seconds = clock.stamps[finished_step] - began if clock.stamps else 0.0
+        answers.append(
+            GeneratedAnswer(
+                index=index,
+                text=tokenizer.decode(kept, skip_special_tokens=True).strip(),
+                prompt_tokens=len(ids),
+                new_tokens=len(kept) + (1 if end is not None else 0),
+                seconds=seconds,
+                tokenize_seconds=tok_seconds,
+                stop_reason="eos" if end is not None else "length",
+                batch_size=len(chunk),
             )
-        new = output[:, batch["input_ids"].shape[1] :].tolist()
-        answers = []
-        for (index, _, ids, tok_seconds), row in zip(chunk, new, strict=True):
-            end = next((i for i, t in enumerate(row) if t in eos), None)
-            kept = row[:end] if end is not None else row
-            finished_step = end if end is not None else len(kept) - 1
-            finished_step = min(max(finished_step, 0), len(clock.stamps) - 1)
-            seconds = clock.stamps[finished_step] - began if clock.stamps else 0.0
-            answers.append(
-                GeneratedAnswer(
-                    index=index,
-                    text=tokenizer.decode(kept, skip_special_tokens=True).strip(),
-                    prompt_tokens=len(ids),
-                    new_tokens=len(kept) + (1 if end is not None else 0),
-                    seconds=seconds,
-                    tokenize_seconds=tok_seconds,
-                    stop_reason="eos" if end is not None else "length",
-                    batch_size=len(chunk),
-                )
-            )
-        if on_batch is not None:
-            on_batch(answers)
-        yield from answers
+        )
+    return answers

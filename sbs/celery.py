@@ -1,28 +1,19 @@
-"""The Celery app. Start a GPU worker with: ``celery -A workers worker -Q gpu -c 1``."""
+"""The Celery app, configured from Django's settings.
+
+The web side only sends tasks by name through it (``sbs.core.jobs.enqueue``); the tasks
+live in ``workers`` (start a GPU worker with ``celery -A workers worker -Q gpu -c 1 -P solo``).
+"""
 
 from __future__ import annotations
 
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
 from kombu import Queue as KombuQueue
 
-from workers.queues import Queue
+from sbs.core.queues import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sbs.settings")
-
-
-@worker_init.connect  # the solo pool runs tasks in the main process
-@worker_process_init.connect  # the prefork pool in its children
-def _limit_torch_threads(**_: object) -> None:
-    """Apply TORCH_NUM_THREADS in every process that runs tasks, before any task runs."""
-    from django.conf import settings
-
-    if settings.TORCH_NUM_THREADS > 0:
-        import torch
-
-        torch.set_num_threads(settings.TORCH_NUM_THREADS)
 
 
 app = Celery("sbs", include=["workers.tasks", "sbs.analysis.tasks"])

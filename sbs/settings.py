@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "sbs.core",
     "sbs.studies",  # before staticfiles: its runserver (TCP_NODELAY) takes precedence
     "django.contrib.staticfiles",
     "sbs.accounts",
@@ -100,6 +101,13 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # A worker that hangs inside a transaction (SIGSTOP, a stalled host) must not hold
+        # its row locks forever: the server ends such a session, and the job's lease
+        # expires so that another worker takes it over.
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            "-c idle_in_transaction_session_timeout=60000"
+        )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -150,6 +158,27 @@ MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))
 MODEL_CACHE = Path(os.environ.get("MODEL_CACHE", MODEL_STORE / ".cache"))
 MODEL_ARCHIVE_MAX_BYTES = env_int("MODEL_ARCHIVE_MAX_BYTES", 64 * 1024**3)
 
+# Limits on what people send, and where they may register models from (issue 8).
+# MODEL_IMPORT_ROOTS: comma-separated absolute folders a researcher may register a model from
+# by server path; empty refuses registering by server path (uploads still work). A request
+# whose body exceeds MAX_UPLOAD_BYTES plus DATA_UPLOAD_MAX_MEMORY_SIZE is cut off with a 400 by
+# the first upload handler, before it fills the disk; the forms name the limit below that.
+MODEL_IMPORT_ROOTS = [
+    r.strip() for r in os.environ.get("MODEL_IMPORT_ROOTS", "").split(",") if r.strip()
+]
+for _root in MODEL_IMPORT_ROOTS:
+    if not os.path.isabs(_root):
+        raise ImproperlyConfigured(f"MODEL_IMPORT_ROOTS must list absolute folders, got {_root!r}")
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 8 * 1024**3)
+QUESTION_FILE_MAX_BYTES = env_int("QUESTION_FILE_MAX_BYTES", 20 * 1024**2)
+if MAX_UPLOAD_BYTES <= 0 or QUESTION_FILE_MAX_BYTES <= 0:
+    raise ImproperlyConfigured("MAX_UPLOAD_BYTES and QUESTION_FILE_MAX_BYTES must be positive")
+FILE_UPLOAD_HANDLERS = [
+    "sbs.studies.forms.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
 # Celery. REDIS_URL switches the broker to Redis; without it a filesystem broker under
 # var/ serves the demo on one machine, still with a real worker process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -157,6 +186,9 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 6 * 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 6 * 3600 - 300)
 BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 7 * 3600)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 3)
+# A worker holds a job through a lease its heartbeat renews every quarter of this; a job
+# whose lease expired (hung or dead worker) is handed to another worker by the reaper.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120)
 # CPU threads per worker process for torch (0: torch's default). On a shared or small CPU,
 # 1 thread per process avoids oversubscription; scale with more worker processes instead.
 TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 0)
@@ -212,6 +244,12 @@ if CACHE_URL:
     }
 # Behind N reverse proxies, the client address is the N-th from the right of X-Forwarded-For.
 LOGIN_THROTTLE_PROXY_HOPS = env_int("LOGIN_THROTTLE_PROXY_HOPS", 0)
+
+# Invites (sbs.accounts.services): an invite link works for this many days after it was
+# issued; a researcher can issue a new one from the study page.
+INVITE_MAX_AGE = env_int("INVITE_MAX_AGE", 14)
+if INVITE_MAX_AGE < 1:
+    raise ImproperlyConfigured(f"INVITE_MAX_AGE must be at least 1 (days), got {INVITE_MAX_AGE}")
 
 LOGGING = {
     "version": 1,

@@ -50,3 +50,24 @@ def test_ordinary_answers_are_not_flagged(text):
 
 def test_registered_model_names_are_flagged_too():
     assert names_itself("This answer comes from my-adapted-model", ("my-adapted-model",))
+
+
+@pytest.mark.timeout(20)  # a guard against catastrophic backtracking, not a speed measure
+@pytest.mark.parametrize(
+    "text",
+    [
+        "я" + " " * 100_000 + "x",
+        "я" + "\n " * 50_000,
+        "I am" + "\t" * 100_000,
+        "создан" + "-" * 100_000,
+    ],
+)
+def test_self_identification_check_is_linear_on_long_whitespace(text):
+    # The old pattern backtracked over every split of the run: 'я' and 2,000 spaces took
+    # 22 s, so 100,000 would take hours.
+    assert names_itself(text) is False
+
+
+def test_whitespace_does_not_hide_a_model_name():
+    assert names_itself("Я" + " " * 300 + "—   SmolLM, ваш помощник")
+    assert names_itself("I am \t\t   Gemma")

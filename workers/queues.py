@@ -1,13 +1,9 @@
 import sys
 from collections.abc import Sequence
-from enum import StrEnum
 
+from sbs.core.queues import Queue
 
-class Queue(StrEnum):
-    """Every queue the project uses. GPU work never shares a queue with light work."""
-
-    GPU = "gpu"
-    DEFAULT = "default"
+__all__ = ["Queue", "worker_argv"]
 
 
 def worker_argv(queues: Sequence[Queue], name: str, *extra: str) -> list[str]:

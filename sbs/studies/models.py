@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from sbs.core.models import Job
 from sbs.studies.blinding import new_plan_salt
 
 
@@ -51,6 +52,12 @@ class Question(models.Model):
         return f"{self.question_set_id}:{self.external_id}"
 
 
+class ModelEntryQuerySet(models.QuerySet["ModelEntry"]):
+    def ready(self) -> ModelEntryQuerySet:
+        """Entries with their files installed (not names reserved by a running job)."""
+        return self.filter(ready=True)
+
+
 class ModelEntry(models.Model):
     class Kind(models.TextChoices):
         HF_FOLDER = "hf_folder", _("Hugging Face folder")
@@ -67,10 +74,14 @@ class ModelEntry(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
     recipe = models.JSONField(default=dict, blank=True)
+    # False: the name is reserved by an adaptation job that will install the files here.
+    ready = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ModelEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -128,26 +139,17 @@ class Study(models.Model):
         return self.name
 
 
-class GenerationRun(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", _("pending")
-        RUNNING = "running", _("running")
-        DONE = "done", _("done")
-        FAILED = "failed", _("failed")
+class GenerationRun(Job):
+    """One model's answers to a study's questions (a GPU-queue job)."""
+
+    task_name = "workers.tasks.generate_run"
+    queue = "gpu"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="runs")
     model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="runs")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    device = models.CharField(max_length=64, blank=True, default="")
-    worker = models.CharField(max_length=200, blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
     done_count = models.PositiveIntegerField(default=0)
     total_count = models.PositiveIntegerField(default=0)
     load_seconds = models.FloatField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["study", "id"]
@@ -174,7 +176,10 @@ class Answer(models.Model):
     batch_size = models.PositiveIntegerField(default=1)
     stop_reason = models.CharField(max_length=16, choices=StopReason.choices)
     self_identifies = models.BooleanField(default=False)
+    # A flagged answer reaches annotators only once a researcher has reviewed it.
+    reviewed = models.BooleanField(default=False)
     excluded = models.BooleanField(default=False)
+    fence = models.PositiveBigIntegerField(default=0, help_text="lease fence of the writer")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -196,8 +201,15 @@ class Answer(models.Model):
 
 
 class Pair(models.Model):
+    class Status(models.TextChoices):
+        SHOWN = "shown", _("shown")
+        HELD = "held", _("held for review")  # an answer names a model, or is being redone
+        WITHDRAWN = "withdrawn", _("withdrawn")  # an answer was excluded
+
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="pairs")
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SHOWN)
+    regenerations = models.PositiveIntegerField(default=0)  # moves the sampling seed
 
     class Meta:
         ordering = ["study", "question__position"]
@@ -238,25 +250,16 @@ class Assignment(models.Model):
         return f"assignment {self.pk} pair={self.pair_id} annotator={self.annotator_id}"
 
 
-class AdaptationJob(models.Model):
+class AdaptationJob(Job):
     """Adapt a registered model to Russian (the research recipe) and register the result."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", _("pending")
-        RUNNING = "running", _("running")
-        DONE = "done", _("done")
-        FAILED = "failed", _("failed")
+    task_name = "workers.tasks.adapt_model"
+    queue = "gpu"
 
     parent = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="adaptation_jobs")
     name = models.CharField(_("name of the adapted model"), max_length=200)
     config = models.JSONField(default=dict)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     step = models.CharField(max_length=32, blank=True, default="")
-    progress = models.FloatField(default=0.0)
-    message = models.CharField(max_length=300, blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
-    device = models.CharField(max_length=64, blank=True, default="")
-    error = models.TextField(blank=True, default="")
     summary = models.JSONField(default=dict, blank=True)
     result = models.OneToOneField(
         ModelEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="made_by_job"
@@ -264,9 +267,6 @@ class AdaptationJob(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

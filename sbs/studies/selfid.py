@@ -18,9 +18,19 @@ _SELF = re.compile(
 )
 
 
+_SPACES = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r" ?\n[ \n]*")  # applied after _SPACES: starts only at " \n" or "\n"
+
+
 def names_itself(text: str, extra_names: tuple[str, ...] = ()) -> bool:
-    """True when the answer says who it is ("I am Gemma", "Я - SmolLM", "создан Google")."""
-    if _SELF.search(text):
+    """True when the answer says who it is ("I am Gemma", "Я - SmolLM", "создан Google").
+
+    Runs in linear time: whitespace runs are collapsed first (each a linear scan), so every
+    ``\\s*`` of the pattern meets at most two characters and the window after a trigger is
+    40 characters; nothing can backtrack over a long run ('я' and 100k spaces).
+    """
+    compact = _NEWLINES.sub("\n", _SPACES.sub(" ", text))
+    if _SELF.search(compact):
         return True
-    lowered = text.lower()
+    lowered = compact.lower()
     return any(name and name.lower() in lowered for name in extra_names)

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db.models import Count, F, Q
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from adaptation.generate import GenerationSettings
-from sbs.accounts.models import Invite, token_digest
+from sbs.accounts.services import invite_issue
+from sbs.core import jobs
 from sbs.studies import importers, modelfiles
 from sbs.studies.blinding import plan_key
 from sbs.studies.design import plan_assignments
@@ -32,6 +34,7 @@ from sbs.studies.models import (
     QuestionSet,
     Study,
 )
+from sbs.studies.selfid import names_itself
 
 User = get_user_model()
 
@@ -77,12 +80,22 @@ def question_set_import(
 def model_register(
     *,
     name: str,
-    source: Path,
+    source: Path | None = None,
+    server_path: str | None = None,
     user: Any = None,
     parent: ModelEntry | None = None,
     recipe: dict[str, Any] | None = None,
 ) -> ModelEntry:
-    """Check the files (no pickles, no code), copy them into MODEL_STORE, add the entry."""
+    """Check the files (no pickles, no code), copy them into MODEL_STORE, add the entry.
+
+    Give exactly one of ``source``, a path this program chose (an upload it staged, a worker's
+    output, a shipped model), or ``server_path``, a path a person typed: that one must lie
+    under MODEL_IMPORT_ROOTS and is read without following links
+    (:func:`modelfiles.install_from_server_path`); every path that cannot be used gets the
+    same message, so the answer tells nothing about other files on the server.
+    """
+    if (source is None) == (server_path is None):
+        raise ValueError("give exactly one of source and server_path")
     name = name.strip()
     if not name:
         raise ServiceError(_("The model needs a name."))
@@ -91,9 +104,30 @@ def model_register(
     store = Path(settings.MODEL_STORE)
     store.mkdir(parents=True, exist_ok=True)
     slug = f"{slugify(name) or 'model'}-{secrets.token_hex(4)}"
-    inspection = modelfiles.install_model(
-        Path(source), store, slug, max_total_bytes=settings.MODEL_ARCHIVE_MAX_BYTES
-    )
+    limit = settings.MODEL_ARCHIVE_MAX_BYTES
+    if source is not None:
+        inspection = modelfiles.install_model(Path(source), store, slug, max_total_bytes=limit)
+    else:
+        roots = list(settings.MODEL_IMPORT_ROOTS)
+        try:
+            inspection = modelfiles.install_from_server_path(
+                server_path or "", roots, store, slug, max_total_bytes=limit
+            )
+        except modelfiles.ServerPathError as exc:
+            if exc.disabled:
+                raise ServiceError(
+                    _(
+                        "Registering a model by a path on the server is switched off "
+                        "(MODEL_IMPORT_ROOTS is empty); upload the model instead."
+                    )
+                ) from None
+            raise ServiceError(
+                _(
+                    "“%(path)s”: no model folder or file by this name can be read under the "
+                    "folders models may be registered from (MODEL_IMPORT_ROOTS: %(roots)s)."
+                )
+                % {"path": server_path, "roots": ", ".join(roots)}
+            ) from None
     relative = inspection.root.relative_to(store)
     try:
         return ModelEntry.objects.create(
@@ -168,7 +202,8 @@ _NAME_RE = re.compile(r"[^\w.@+-]+")
 def annotators_create_bulk(
     *, study: Study, names: Iterable[str], created_by: Any
 ) -> list[tuple[Any, str]]:
-    """Create accounts from a list of names; return each user with a one-time invite token."""
+    """Create accounts from a list of names; return each user with a one-time invite token
+    (``sbs.accounts.services.invite_path`` makes the link)."""
     created: list[tuple[Any, str]] = []
     with transaction.atomic():
         for raw in names:
@@ -182,19 +217,13 @@ def annotators_create_bulk(
             user = User.objects.create_user(username=username, first_name=raw.strip()[:150])
             user.set_unusable_password()
             user.save(update_fields=["password"])
-            token = secrets.token_urlsafe(32)
-            Invite.objects.create(
-                user=user, token_sha256=token_digest(token), created_by=created_by
-            )
-            created.append((user, token))
+            created.append((user, invite_issue(user=user, created_by=created_by)))
         study_add_annotators(study=study, users=[u for u, _ in created])
     return created
 
 
 def study_start(*, study: Study) -> list[GenerationRun]:
     """draft -> generating: one run per model, enqueued on the GPU queue after commit."""
-    from workers.tasks import enqueue_generation
-
     with transaction.atomic():
         won = Study.objects.filter(pk=study.pk, status=Study.Status.DRAFT).update(
             status=Study.Status.GENERATING
@@ -207,52 +236,30 @@ def study_start(*, study: Study) -> list[GenerationRun]:
             for model in (study.model_a, study.model_b)
         ]
         for run in runs:
-            enqueue_generation(run.pk)
+            jobs.enqueue(run)
     study.status = Study.Status.GENERATING
     return runs
 
 
 def run_retry(*, run: GenerationRun) -> bool:
     """A failed run goes back to pending and is enqueued again; its answers are kept."""
-    from workers.tasks import enqueue_generation
-
-    with transaction.atomic():
-        won = GenerationRun.objects.filter(pk=run.pk, status=GenerationRun.Status.FAILED).update(
-            status=GenerationRun.Status.PENDING, attempts=0, error=""
-        )
-        if won:
-            enqueue_generation(run.pk)
-    return bool(won)
+    return jobs.job_retry(run)
 
 
 def run_requeue(*, run: GenerationRun) -> None:
     """Send an unfinished run again with fresh attempts (the demo's resume after a stop).
 
-    Only for a single-machine setup where no other worker may hold the run: the stored
-    answers are kept and skipped, so nothing is generated twice.
+    The stored answers are kept and skipped, so nothing is generated twice.
     """
-    from workers.tasks import enqueue_generation
-
-    with transaction.atomic():
-        GenerationRun.objects.filter(pk=run.pk).exclude(status=GenerationRun.Status.DONE).update(
-            status=GenerationRun.Status.PENDING, attempts=0, error=""
-        )
-        enqueue_generation(run.pk)
-
-
-def adaptation_requeue(*, job: AdaptationJob) -> None:
-    """Send an unfinished adaptation job again; its pipeline resumes from the last step."""
-    from workers.tasks import enqueue_adaptation
-
-    with transaction.atomic():
-        AdaptationJob.objects.filter(pk=job.pk).exclude(status=AdaptationJob.Status.DONE).update(
-            status=AdaptationJob.Status.PENDING, attempts=0, error=""
-        )
-        enqueue_adaptation(job.pk)
+    jobs.job_requeue(run)
 
 
 def study_open_if_ready(*, study_id: int) -> bool:
-    """generating -> open once every run is done: pairs and assignments are created once."""
+    """generating -> open once every run is done: pairs and assignments are created once.
+
+    A pair whose answer names a model is created *held*: no annotator sees it until the
+    researcher has shown, excluded or regenerated that answer.
+    """
     with transaction.atomic():
         runs = GenerationRun.objects.filter(study_id=study_id)
         if not runs.exists() or runs.exclude(status=GenerationRun.Status.DONE).exists():
@@ -266,8 +273,32 @@ def study_open_if_ready(*, study_id: int) -> bool:
         Pair.objects.bulk_create(
             Pair(study=study, question=q) for q in study.question_set.questions.all()
         )
+        pairs_refresh(study=study)
         _assignments_create(study, list(study.annotators.values_list("pk", flat=True)))
     return True
+
+
+def pairs_refresh(*, study: Study, question_ids: Iterable[int] | None = None) -> None:
+    """Set each pair's status from its answers: an excluded answer withdraws the pair; a
+    flagged, unreviewed or missing answer holds it; otherwise it is shown."""
+    pairs = Pair.objects.filter(study=study)
+    if question_ids is not None:
+        pairs = pairs.filter(question_id__in=list(question_ids))
+    answers = Answer.objects.filter(run__study=study)
+    excluded = answers.filter(excluded=True).values("question_id")
+    flagged = answers.filter(self_identifies=True, reviewed=False).values("question_id")
+    n_runs = GenerationRun.objects.filter(study=study).count()
+    complete = (
+        answers.values("question_id").annotate(n=Count("pk")).filter(n=n_runs).values("question_id")
+    )
+    pairs.filter(question_id__in=excluded).update(status=Pair.Status.WITHDRAWN)
+    rest = pairs.exclude(question_id__in=excluded)
+    rest.filter(Q(question_id__in=flagged) | ~Q(question_id__in=complete)).update(
+        status=Pair.Status.HELD
+    )
+    rest.exclude(question_id__in=flagged).filter(question_id__in=complete).update(
+        status=Pair.Status.SHOWN
+    )
 
 
 def _assignments_create(study: Study, annotator_ids: list[int]) -> None:
@@ -320,55 +351,106 @@ def study_reopen(*, study: Study) -> bool:
 # --- runs (called by the worker) -------------------------------------------------------
 
 
-def _claim(model: type[GenerationRun] | type[AdaptationJob], pk: int, max_attempts: int,
-           **fields: Any) -> bool:  # fmt: skip
-    """Claim a pending job row, or one left running by a worker that died (a redelivery).
-
-    The conditional update is the lock: two deliveries of the same task can both win only
-    after a crash, and what they write is keyed so that the second changes nothing twice.
-    A row whose attempts are used up while still running (the worker keeps dying on it)
-    ends as failed with the reason on the row.
-    """
-    Status = GenerationRun.Status  # both job models share these status values
-    claimed = model.objects.filter(
-        pk=pk, status__in=[Status.PENDING, Status.RUNNING], attempts__lt=max_attempts
-    ).update(
-        status=Status.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=timezone.now(),
-        error="",
-        **fields,
-    )
-    if claimed:
-        return True
-    model.objects.filter(pk=pk, status=Status.RUNNING, attempts__gte=max_attempts).update(
-        status=Status.FAILED,
-        finished_at=timezone.now(),
-        error=f"gave up after {max_attempts} attempts (the worker stopped mid-job each time)",
-    )
-    return False
-
-
-def run_claim(*, run_id: int, worker: str, device: str, max_attempts: int) -> bool:
+def run_claim(*, run_id: int, worker: str, device: str, max_attempts: int) -> jobs.Lease | None:
     """Claim a generation run; its answers are upserts on (run, question)."""
-    return _claim(GenerationRun, run_id, max_attempts, worker=worker[:200], device=device[:64])
-
-
-def run_fail(*, run_id: int, error: str, final: bool) -> None:
-    status = GenerationRun.Status.FAILED if final else GenerationRun.Status.PENDING
-    GenerationRun.objects.filter(pk=run_id, status=GenerationRun.Status.RUNNING).update(
-        status=status, error=error[:10_000], finished_at=timezone.now() if final else None
+    return jobs.job_claim(
+        GenerationRun, run_id, worker=worker, device=device, max_attempts=max_attempts
     )
 
 
-def run_finish(*, run_id: int) -> bool:
-    won = GenerationRun.objects.filter(pk=run_id, status=GenerationRun.Status.RUNNING).update(
-        status=GenerationRun.Status.DONE, finished_at=timezone.now()
+@dataclass(frozen=True)
+class NewAnswer:
+    question_id: int
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+    tokenize_seconds: float
+    batch_size: int
+    stop_reason: str
+
+
+_ANSWER_UPDATE = ["text", "prompt_tokens", "new_tokens", "seconds", "tokenize_seconds",
+                  "batch_size", "stop_reason", "self_identifies", "reviewed", "fence"]  # fmt: skip
+
+
+def answers_upsert(*, lease: jobs.Lease, answers: list[NewAnswer]) -> None:
+    """Store a batch of answers under the run's lease (nothing when the lease is lost).
+
+    Upserts on (run, question); each answer is checked for a model naming itself. In an
+    open study (an answer generated again) the pairs of these questions are re-evaluated.
+    """
+    run = GenerationRun.objects.select_related("study__model_a", "study__model_b").get(pk=lease.pk)
+    names = tuple(n for n in (run.study.model_a.name, run.study.model_b.name) if len(n) >= 5)
+    rows = [
+        Answer(
+            run_id=run.pk,
+            fence=lease.fence,
+            self_identifies=names_itself(a.text, names),
+            reviewed=False,
+            **asdict(a),
+        )
+        for a in answers
+    ]
+    with lease.guard():
+        Answer.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["run", "question"],
+            update_fields=_ANSWER_UPDATE,
+        )  # fmt: skip
+        lease.update(done_count=Answer.objects.filter(run_id=run.pk).count())
+        if run.study.status != Study.Status.GENERATING:
+            pairs_refresh(study=run.study, question_ids=[a.question_id for a in answers])
+
+
+def run_finish(*, lease: jobs.Lease) -> None:
+    with lease.guard():
+        jobs.job_finish(lease, done_count=F("total_count"))
+    run = GenerationRun.objects.get(pk=lease.pk)
+    study_open_if_ready(study_id=run.study_id)
+
+
+def answer_review(*, study: Study, answer_id: int, decision: str) -> bool:
+    """The researcher's decision on an answer: ``show``, ``exclude`` or ``regenerate``.
+
+    ``show`` marks it reviewed (its pair is shown unless another answer holds it);
+    ``exclude`` withdraws the pair from annotators and the analysis; ``regenerate`` deletes
+    the answer and sends its run again with another sampling seed for that question (with
+    greedy decoding the new answer will be the same: use show or exclude there).
+    """
+    answer = Answer.objects.filter(pk=answer_id, run__study=study).select_related("run").first()
+    if answer is None:
+        return False
+    with transaction.atomic():
+        if decision == "show":
+            Answer.objects.filter(pk=answer.pk).update(reviewed=True, excluded=False)
+        elif decision == "exclude":
+            Answer.objects.filter(pk=answer.pk).update(excluded=True)
+        elif decision == "regenerate":
+            run = answer.run
+            if run.status in (GenerationRun.Status.PENDING, GenerationRun.Status.RUNNING):
+                raise ServiceError(_("This model's answers are still being generated."))
+            Pair.objects.filter(study=study, question_id=answer.question_id).update(
+                regenerations=F("regenerations") + 1
+            )
+            answer.delete()
+            GenerationRun.objects.filter(pk=run.pk).update(
+                status=GenerationRun.Status.PENDING, attempts=0, error="", finished_at=None
+            )
+            jobs.enqueue(run)
+        else:
+            raise ServiceError(_("Unknown decision."))
+        if study.status != Study.Status.GENERATING:
+            pairs_refresh(study=study, question_ids=[answer.question_id])
+    return True
+
+
+def regeneration_offsets(*, run: GenerationRun) -> dict[int, int]:
+    """question id -> how many times its answers were generated again (a seed offset)."""
+    return dict(
+        Pair.objects.filter(study_id=run.study_id, regenerations__gt=0).values_list(
+            "question_id", "regenerations"
+        )
     )
-    if won:
-        run = GenerationRun.objects.get(pk=run_id)
-        study_open_if_ready(study_id=run.study_id)
-    return bool(won)
 
 
 # --- adaptation jobs ---------------------------------------------------------------------
@@ -377,68 +459,100 @@ def run_finish(*, run_id: int) -> bool:
 def adaptation_start(
     *, parent: ModelEntry, name: str, config: dict[str, Any], user: Any = None
 ) -> AdaptationJob:
-    """Create the job row and send it to the GPU queue once the transaction commits."""
+    """Reserve the result's name, create the job row, send it to the GPU queue on commit.
+
+    The reservation is a model entry without files (``ready=False``): nobody can register
+    another model under that name while the job runs, and the job installs its result into
+    exactly that entry, never into one found by name.
+    """
     from adaptation.pipeline import PipelineConfig
-    from workers.tasks import enqueue_adaptation
 
     name = name.strip()
     if not name:
         raise ServiceError(_("The adapted model needs a name."))
-    if (
-        ModelEntry.objects.filter(name=name).exists()
-        or AdaptationJob.objects.filter(
-            name=name, status__in=[AdaptationJob.Status.PENDING, AdaptationJob.Status.RUNNING]
-        ).exists()
-    ):
+    checked = PipelineConfig.from_dict(config).to_dict()  # refuses bad values before queueing
+    try:
+        with transaction.atomic():
+            reserved = _reserve_model_name(name=name, parent=parent, user=user)
+            job = AdaptationJob.objects.create(
+                parent=parent, name=name, config=checked, created_by=user, result=reserved
+            )
+            jobs.enqueue(job)
+    except IntegrityError as exc:
         raise ServiceError(
             _("A model named “%(name)s” already exists or is being made.") % {"name": name}
-        )
-    checked = PipelineConfig.from_dict(config).to_dict()  # refuses bad values before queueing
-    with transaction.atomic():
-        job = AdaptationJob.objects.create(
-            parent=parent, name=name, config=checked, created_by=user
-        )
-        enqueue_adaptation(job.pk)
+        ) from exc
     return job
 
 
-def adaptation_claim(*, job_id: int, device: str, max_attempts: int) -> bool:
+def _reserve_model_name(*, name: str, parent: ModelEntry, user: Any) -> ModelEntry:
+    return ModelEntry.objects.create(
+        name=name, kind=ModelEntry.Kind.HF_FOLDER, path="", sha256="", parent=parent,
+        ready=False, created_by=user,
+    )  # fmt: skip
+
+
+def adaptation_requeue(*, job: AdaptationJob) -> None:
+    """Send an unfinished adaptation job again; its pipeline resumes from the last step."""
+    with transaction.atomic():
+        if job.result_id is None:
+            reserved = _reserve_model_name(name=job.name, parent=job.parent, user=job.created_by)
+            AdaptationJob.objects.filter(pk=job.pk).update(result=reserved)
+        jobs.job_requeue(job)
+
+
+def adaptation_claim(
+    *, job_id: int, worker: str, device: str, max_attempts: int
+) -> jobs.Lease | None:
     """Claim an adaptation job; its pipeline skips the steps already done."""
-    return _claim(AdaptationJob, job_id, max_attempts, device=device[:64])
+    return jobs.job_claim(
+        AdaptationJob, job_id, worker=worker, device=device, max_attempts=max_attempts
+    )
 
 
-def adaptation_finish(
-    *, job: AdaptationJob, model_dir: Path, summary: dict[str, Any]
-) -> ModelEntry:
-    """Register the adapted model as a child of its parent, with the recipe, exactly once."""
-    existing = ModelEntry.objects.filter(name=job.name, parent=job.parent).first()
-    entry = existing or model_register(
-        name=job.name,
-        source=model_dir,
-        user=job.created_by,
-        parent=job.parent,
-        recipe={"method": "russian_vocabulary_adaptation", "config": job.config, "steps": summary},
+def adaptation_finish(*, lease: jobs.Lease, model_dir: Path, summary: dict[str, Any]) -> ModelEntry:
+    """Install the adapted model into the entry reserved for it, under the job's lease."""
+    job = AdaptationJob.objects.select_related("result").get(pk=lease.pk)
+    entry = job.result
+    if entry is None:
+        raise ServiceError("the adaptation job has no reserved model entry")
+    if entry.ready:  # installed by an earlier attempt that died before finishing the job
+        with lease.guard():
+            jobs.job_finish(lease, summary=summary, step="done")
+        return entry
+    store = Path(settings.MODEL_STORE)
+    store.mkdir(parents=True, exist_ok=True)
+    slug = f"{slugify(job.name) or 'model'}-{secrets.token_hex(4)}"
+    inspection = modelfiles.install_model(
+        Path(model_dir), store, slug, max_total_bytes=settings.MODEL_ARCHIVE_MAX_BYTES
     )
-    AdaptationJob.objects.filter(pk=job.pk).update(
-        status=AdaptationJob.Status.DONE,
-        result=entry,
-        summary=summary,
-        step="done",
-        progress=1.0,
-        finished_at=timezone.now(),
-    )
+    try:
+        with lease.guard():
+            ModelEntry.objects.filter(pk=entry.pk, ready=False).update(
+                kind=inspection.kind,
+                path=str(inspection.root.relative_to(store)),
+                architecture=inspection.architecture or "",
+                tokenizer_class=inspection.tokenizer_class or "",
+                total_bytes=inspection.total_bytes,
+                sha256=inspection.sha256,
+                recipe={
+                    "method": "russian_vocabulary_adaptation",
+                    "config": job.config,
+                    "steps": summary,
+                },
+                ready=True,
+            )
+            jobs.job_finish(lease, summary=summary, step="done")
+    except jobs.LeaseLost:
+        shutil.rmtree(inspection.root, ignore_errors=True)  # another holder installs its own
+        raise
+    entry.refresh_from_db()
     return entry
 
 
-def adaptation_fail(*, job_id: int, error: str) -> None:
-    AdaptationJob.objects.filter(pk=job_id).update(
-        status=AdaptationJob.Status.FAILED, error=error[:10_000], finished_at=timezone.now()
-    )
-
-
 def answer_set_excluded(*, study: Study, answer_id: int, excluded: bool) -> bool:
-    """Exclude an answer (e.g. one that names its model) from the analysis, or take it back.
-
-    The analysis then leaves out every vote on that question of this study.
-    """
-    return bool(Answer.objects.filter(pk=answer_id, run__study=study).update(excluded=excluded))
+    """Exclude an answer from annotators and the analysis (``answer_review``), or take the
+    exclusion back, which counts as reviewing it."""
+    return answer_review(
+        study=study, answer_id=answer_id, decision="exclude" if excluded else "show"
+    )

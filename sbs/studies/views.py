@@ -11,8 +11,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from sbs.accounts import selectors as account_selectors
+from sbs.accounts import services as account_services
 from sbs.accounts.roles import researcher_required
 from sbs.studies import services
 from sbs.studies.forms import (
@@ -24,7 +27,7 @@ from sbs.studies.forms import (
 )
 from sbs.studies.importers import QuestionFileError
 from sbs.studies.modelfiles import ModelFileError
-from sbs.studies.models import AdaptationJob, Answer, ModelEntry, QuestionSet, Study
+from sbs.studies.models import AdaptationJob, Answer, ModelEntry, Pair, QuestionSet, Study
 
 
 def _own_study(request: HttpRequest, pk: int) -> Study:
@@ -89,11 +92,11 @@ def models_list(request: HttpRequest) -> HttpResponse:
             else:
                 entry = services.model_register(
                     name=data["name"],
-                    source=Path(data["path"]),
+                    server_path=data["path"].strip(),
                     user=request.user,
                     parent=data["parent"],
                 )
-        except (ModelFileError, services.ServiceError, FileNotFoundError) as exc:
+        except (ModelFileError, services.ServiceError) as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, _("Model %(name)s registered.") % {"name": entry.name})
@@ -107,7 +110,7 @@ def models_list(request: HttpRequest) -> HttpResponse:
         "studies/models.html",
         {
             "form": form,
-            "models": ModelEntry.objects.select_related("parent"),
+            "models": ModelEntry.objects.ready().select_related("parent"),
             "jobs": jobs,
             "refresh": running,
         },  # fmt: skip
@@ -117,7 +120,7 @@ def models_list(request: HttpRequest) -> HttpResponse:
 @researcher_required
 def model_adapt(request: HttpRequest, pk: int) -> HttpResponse:
     """Adapt a model to Russian: the job runs on a GPU-queue worker and registers the result."""
-    parent = get_object_or_404(ModelEntry, pk=pk)
+    parent = get_object_or_404(ModelEntry.objects.ready(), pk=pk)
     form = AdaptForm(request.POST or None, initial={"name": f"{parent.name}-ru"})
     if request.method == "POST" and form.is_valid():
         config = {k: v for k, v in form.cleaned_data.items() if k != "name" and v is not None}
@@ -178,7 +181,7 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
         names = [n for n in form.cleaned_data["names"].splitlines() if n.strip()]
         created = services.annotators_create_bulk(study=study, names=names, created_by=request.user)
         invites = [
-            (u.username, request.build_absolute_uri(reverse("invite", args=[token])))
+            (u.username, request.build_absolute_uri(account_services.invite_path(token)))
             for u, token in created
         ]
         messages.success(request, _("%(n)d annotators added.") % {"n": added + len(created)})
@@ -197,6 +200,10 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "form": form,
             "invites": invites,
             "annotators": study.annotators.order_by("username"),
+            "accounts": account_selectors.accounts_with_invites(
+                users=study.annotators.order_by("username")
+            ),
+            "invite_max_age_days": account_services.invite_max_age().days,
             "flagged": flagged,
             "refresh": study.status == Study.Status.GENERATING,
         },
@@ -224,6 +231,35 @@ def study_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     return redirect("studies:detail", pk=study.pk)
 
 
+@never_cache
+@researcher_required
+@require_POST
+def study_reinvite(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new invite link for an annotator of this study who has not set a password yet; the
+    old link stops working. The link is shown once, on the page this answers with."""
+    study = _own_study(request, pk)
+    raw = request.POST.get("annotator", "")
+    user = study.annotators.filter(pk=int(raw)).first() if raw.isascii() and raw.isdigit() else None
+    if user is None:
+        messages.error(request, _("Choose an annotator of this study."))
+        return redirect("studies:detail", pk=study.pk)
+    try:
+        token = account_services.invite_reissue(study=study, user=user, requested_by=request.user)
+    except account_services.InviteError as exc:
+        messages.error(request, str(exc))
+        return redirect("studies:detail", pk=study.pk)
+    link = request.build_absolute_uri(account_services.invite_path(token))
+    return render(
+        request,
+        "studies/invite_issued.html",
+        {
+            "study": study,
+            "invites": [(user.username, link)],
+            "invite_max_age_days": account_services.invite_max_age().days,
+        },
+    )
+
+
 @researcher_required
 def study_answers(request: HttpRequest, pk: int) -> HttpResponse:
     study = _own_study(request, pk)
@@ -232,13 +268,20 @@ def study_answers(request: HttpRequest, pk: int) -> HttpResponse:
             answer_id = int(request.POST.get("answer", ""))
         except ValueError:
             return HttpResponse(status=400)
-        services.answer_set_excluded(
-            study=study, answer_id=answer_id, excluded=request.POST.get("excluded") == "1"
-        )
+        decision = request.POST.get("decision", "")
+        if decision not in ("show", "exclude", "regenerate"):
+            return HttpResponse(status=400)
+        try:
+            services.answer_review(study=study, answer_id=answer_id, decision=decision)
+        except services.ServiceError as exc:
+            messages.error(request, str(exc))
         return redirect(f"{reverse('studies:answers', args=[study.pk])}#answer-{answer_id}")
     answers = (
         Answer.objects.filter(run__study=study)
         .select_related("question", "run__model")
         .order_by("question__position", "run__model__name")
     )
-    return render(request, "studies/answers.html", {"study": study, "answers": answers})
+    held = dict(study.pairs.exclude(status=Pair.Status.SHOWN).values_list("question_id", "status"))
+    return render(
+        request, "studies/answers.html", {"study": study, "answers": answers, "held": held}
+    )

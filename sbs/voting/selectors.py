@@ -7,7 +7,11 @@ from typing import Any
 
 from django.db.models import Count, Q
 
-from sbs.studies.models import Answer, Assignment, Study
+from sbs.studies.models import Answer, Assignment, Pair, Study
+
+# Pairs whose answers are under review (held) or excluded (withdrawn) are not shown.
+_SHOWN = Q(pair__status=Pair.Status.SHOWN)
+_NOT_WITHDRAWN = ~Q(pair__status=Pair.Status.WITHDRAWN)
 
 
 @dataclass(frozen=True)
@@ -18,11 +22,12 @@ class StudyProgress:
 
 
 def annotator_studies(user: Any) -> list[StudyProgress]:
+    mine = Q(pairs__assignments__annotator=user) & ~Q(pairs__status=Pair.Status.WITHDRAWN)
     rows = (
         Study.objects.filter(pairs__assignments__annotator=user)
         .annotate(
-            total=Count("pairs__assignments", filter=Q(pairs__assignments__annotator=user)),
-            done=Count("pairs__assignments__vote", filter=Q(pairs__assignments__annotator=user)),
+            total=Count("pairs__assignments", filter=mine),
+            done=Count("pairs__assignments__vote", filter=mine),
         )
         .order_by("-created_at")
         .distinct()
@@ -31,21 +36,25 @@ def annotator_studies(user: Any) -> list[StudyProgress]:
 
 
 def next_assignment(user: Any, study: Study) -> Assignment | None:
-    """The first unvoted assignment in the annotator's own order: resuming is automatic."""
+    """The first unvoted assignment in the annotator's own order: resuming is automatic.
+    Pairs held for review or withdrawn are skipped."""
     return (
-        Assignment.objects.filter(pair__study=study, annotator=user, vote__isnull=True)
+        Assignment.objects.filter(_SHOWN, pair__study=study, annotator=user, vote__isnull=True)
         .select_related("pair__question")
         .order_by("order")
         .first()
     )
 
 
-def progress(user: Any, study: Study) -> tuple[int, int]:
-    """(votes cast, assignments) of this annotator in this study, in one query."""
-    counts = Assignment.objects.filter(pair__study=study, annotator=user).aggregate(
-        done=Count("vote"), total=Count("pk")
+def progress(user: Any, study: Study) -> tuple[int, int, int]:
+    """(votes cast, assignments, assignments held for review) of this annotator in this
+    study, in one query; withdrawn pairs count nowhere."""
+    counts = Assignment.objects.filter(_NOT_WITHDRAWN, pair__study=study, annotator=user).aggregate(
+        done=Count("vote"),
+        total=Count("pk"),
+        held=Count("pk", filter=Q(pair__status=Pair.Status.HELD, vote__isnull=True)),
     )
-    return counts["done"], counts["total"]
+    return counts["done"], counts["total"], counts["held"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +70,9 @@ class Screen:
 def screen_for(assignment: Assignment, study: Study) -> Screen:
     other = study.model_b_id if assignment.left_model_id == study.model_a_id else study.model_a_id
     texts = dict(
-        Answer.objects.filter(run__study=study, question=assignment.pair.question_id).values_list(
-            "run__model_id", "text"
-        )
+        Answer.objects.filter(
+            run__study=study, question=assignment.pair.question_id, excluded=False
+        ).values_list("run__model_id", "text")
     )
     return Screen(
         assignment_id=assignment.pk,

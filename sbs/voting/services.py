@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from sbs.studies.models import Assignment, Study
+from sbs.studies.models import Assignment, Pair, Study
 from sbs.voting.models import Choice, Vote, VoteRevision
 
 MAX_SECONDS_ON_PAGE = 24 * 3600.0
@@ -51,6 +51,8 @@ def vote_record(
         raise VoteError(_("no such assignment")) from None
     if assignment.pair.study.status != Study.Status.OPEN:
         raise VoteError(_("This study is closed for voting."))
+    if assignment.pair.status != Pair.Status.SHOWN:
+        raise VoteError(_("This pair is not open for votes right now."))
     try:
         with transaction.atomic():
             vote = Vote.objects.create(

@@ -83,7 +83,7 @@ def vote(request: HttpRequest, study_id: int) -> HttpResponse:
             return redirect("voting:vote", study_id=study.pk)
         messages.error(request, _("Choose one of the four answers."))
         return redirect("voting:vote", study_id=study.pk)
-    done, total = selectors.progress(request.user, study)
+    done, total, held = selectors.progress(request.user, study)
     assignment = (
         selectors.next_assignment(request.user, study)
         if study.status == Study.Status.OPEN
@@ -94,6 +94,7 @@ def vote(request: HttpRequest, study_id: int) -> HttpResponse:
         "study_name": study.name,
         "done": done,
         "total": total,
+        "held": held,
         "status": study.status,
     }
     if assignment is not None:

@@ -66,7 +66,7 @@ def test_the_walk_sees_the_id_urls_and_skips_only_admin_and_i18n():
     routes = {e.name: e.route for e in endpoints()}
     with_ids = {e.name for e in endpoints() if e.params}
     assert {"studies:detail", "studies:answers", "studies:results", "studies:action",
-            "studies:question_set", "voting:vote", "invite"} <= with_ids  # fmt: skip
+            "studies:question_set", "studies:reinvite", "voting:vote", "invite_old_link"} <= with_ids  # fmt: skip
     assert not any(r.startswith(("admin/", "i18n/")) for r in routes.values())
     assert "studies:list" in routes and "voting:my_studies" in routes
 
@@ -87,7 +87,7 @@ def test_every_id_url_is_404_to_everyone_but_its_owner(live):
     answer = Answer.objects.filter(run__study=study).first()
     hostile_body = {
         "answer": answer.pk,
-        "excluded": "1",
+        "decision": "exclude",
         "assignment": victim.pk,
         "shown": signing.dumps([victim.pk, 0], salt="sbs.voting.shown"),
         "choice": "left",

@@ -49,7 +49,9 @@ def test_judgments_per_pair_limits_and_balances_load():
 
 
 def test_repeats_come_last_with_sides_swapped():
-    plan = plan_assignments(list(range(20)), [1], judgments_per_pair=None, repeat_share=0.2, key=KEY)
+    plan = plan_assignments(
+        list(range(20)), [1], judgments_per_pair=None, repeat_share=0.2, key=KEY
+    )
     first = {p.pair_id: p for p in plan if not p.repeat_of_pair}
     repeats = [p for p in plan if p.repeat_of_pair]
     assert len(repeats) == 4

@@ -68,8 +68,9 @@ def test_import_command_imports_the_demo_set():
 
 
 def test_register_model_page_accepts_a_folder_and_refuses_pickles(
-    res_client, model_store, tiny_model_dir, tmp_path
+    res_client, model_store, tiny_model_dir, tmp_path, settings
 ):
+    settings.MODEL_IMPORT_ROOTS = [str(tiny_model_dir.parent), str(tmp_path)]
     response = res_client.post(
         reverse("studies:models"), {"name": "tiny", "path": str(tiny_model_dir)}
     )
@@ -87,7 +88,10 @@ def test_register_model_page_accepts_a_folder_and_refuses_pickles(
     assert not ModelEntry.objects.filter(name="evil").exists()
 
 
-def test_register_model_command_refuses_custom_code(model_store, tiny_model_dir, tmp_path):
+def test_register_model_command_refuses_custom_code(
+    model_store, tiny_model_dir, tmp_path, settings
+):
+    settings.MODEL_IMPORT_ROOTS = [str(tmp_path)]
     folder = tmp_path / "custom"
     shutil.copytree(tiny_model_dir, folder)
     config = json.loads((folder / "config.json").read_text())
@@ -160,22 +164,22 @@ def test_bulk_annotators_get_one_time_invite_links(client, two_models):
         reverse("studies:detail", args=[study.pk]), {"names": "Ирина Петрова\nivan\n"}
     )
     html = response.content.decode()
-    links = re.findall(r"http://testserver/invite/[\w-]+/", html)
+    links = re.findall(r"http://testserver/invite/#[\w-]+", html)
     assert len(links) == 2 and Invite.objects.count() == 2
     # the study is open, so the new annotators got balanced assignments at once
     assert Assignment.objects.filter(pair__study=study).count() == 8
 
     client.logout()
-    path = links[1].replace("http://testserver", "")
-    page = client.get(path)
-    assert page.status_code == 200
+    token = links[1].split("#", 1)[1]
+    assert client.post(reverse("invite"), {"token": token}).status_code == 200
     response = client.post(
-        path, {"new_password1": "a-long-pass-9876", "new_password2": "a-long-pass-9876"}
+        reverse("invite"),
+        {"token": token, "new_password1": "a-long-pass-9876", "new_password2": "a-long-pass-9876"},
     )
     assert response.status_code == 302
     assert client.get(reverse("voting:my_studies")).status_code == 200
     client.logout()
-    assert client.get(path).status_code == 404  # used once
+    assert client.post(reverse("invite"), {"token": token}).status_code == 404  # used once
     assert client.login(username="ivan", password="a-long-pass-9876")
 
 
@@ -192,17 +196,22 @@ def test_researcher_excludes_an_answer_that_names_its_model(client, two_models):
     study = factories.open_study_with_answers(owner, two_models, [], n=2)
     answer = Answer.objects.filter(run__study=study).first()
     client.force_login(owner)
-    client.post(reverse("studies:answers", args=[study.pk]), {"answer": answer.pk, "excluded": "1"})
+    url = reverse("studies:answers", args=[study.pk])
+    client.post(url, {"answer": answer.pk, "decision": "exclude"})
     answer.refresh_from_db()
     assert answer.excluded
-    client.post(reverse("studies:answers", args=[study.pk]), {"answer": answer.pk, "excluded": "0"})
+    assert study.pairs.get(question=answer.question).status == "withdrawn"
+    client.post(url, {"answer": answer.pk, "decision": "show"})
     answer.refresh_from_db()
-    assert not answer.excluded
+    assert not answer.excluded and answer.reviewed
+    assert study.pairs.get(question=answer.question).status == "shown"
+    assert client.post(url, {"answer": answer.pk, "decision": "nonsense"}).status_code == 400
     other = factories.researcher("other")
     client.force_login(other)
     assert (
         client.post(
-            reverse("studies:answers", args=[study.pk]), {"answer": answer.pk, "excluded": "1"}
+            reverse("studies:answers", args=[study.pk]),
+            {"answer": answer.pk, "decision": "exclude"},
         ).status_code
         == 404
     )

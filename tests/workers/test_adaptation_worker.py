@@ -72,3 +72,32 @@ def test_adaptation_with_a_taken_name_is_refused(client, two_models):
     )
     assert response.status_code == 200 and "already exists" in response.content.decode()
     assert not AdaptationJob.objects.exists()
+
+
+def test_a_running_adaptation_reserves_its_name_and_installs_into_that_entry(
+    two_models, monkeypatch
+):
+    """Nobody can register a model under the name while the job runs (the swap of the old
+    code: a look-up by name and parent at the end took whatever held the name then)."""
+    from sbs.core import jobs
+    from sbs.studies import services
+
+    monkeypatch.setattr(jobs, "_enqueue", lambda model, pk: None)
+    parent = two_models[0]
+    job = services.adaptation_start(parent=parent, name="tiny-ru", config={"vocab_size": 600})
+    reserved = ModelEntry.objects.get(name="tiny-ru")
+    assert job.result_id == reserved.pk and not reserved.ready
+    with pytest.raises(services.ServiceError):  # the swap attempt
+        services.model_register(
+            name="tiny-ru", source=services.model_path(two_models[1]), parent=parent
+        )
+    with pytest.raises(services.ServiceError):
+        services.adaptation_start(parent=parent, name="tiny-ru", config={})
+    assert "tiny-ru" not in [m.name for m in ModelEntry.objects.ready()]
+    lease = services.adaptation_claim(job_id=job.pk, worker="w", device="cpu", max_attempts=3)
+    entry = services.adaptation_finish(
+        lease=lease, model_dir=services.model_path(two_models[1]), summary={"train": {}}
+    )
+    assert entry.pk == reserved.pk and entry.ready and entry.sha256 == two_models[1].sha256
+    job.refresh_from_db()
+    assert job.status == "done" and job.result_id == reserved.pk

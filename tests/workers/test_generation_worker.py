@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from sbs.studies import services
 from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
@@ -118,9 +120,61 @@ def test_a_run_that_keeps_dying_ends_failed_after_bounded_attempts(two_models):
     study = factories.draft_study(owner, two_models, n=2)
     run = GenerationRun.objects.create(study=study, model=study.model_a, total_count=2)
     limit = settings.GENERATION_MAX_ATTEMPTS
-    for _ in range(limit):  # each claim is a delivery whose worker then died
+    for _ in range(limit):  # each claim is a delivery whose worker then died: its lease ends
         assert services.run_claim(run_id=run.pk, worker="w", device="cpu", max_attempts=limit)
+        GenerationRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now())
     assert not services.run_claim(run_id=run.pk, worker="w", device="cpu", max_attempts=limit)
     run.refresh_from_db()
     assert run.status == GenerationRun.Status.FAILED
     assert f"gave up after {limit} attempts" in run.error
+
+
+def test_a_hung_worker_is_taken_over_and_writes_nothing_when_it_wakes(
+    two_models, model_store, tmp_path, purge_queues
+):
+    """SIGSTOP a worker mid-run (a hung host): once its lease expires another worker's
+    reaper hands the run over; the hung one, continued, has every write refused."""
+    import signal
+
+    owner = factories.researcher()
+    study = factories.draft_study(owner, two_models, n=16)
+    study.generation.update({"max_new_tokens": 24, "batch_size": 1})
+    study.save(update_fields=["generation"])
+    env = {"JOB_LEASE_SECONDS": "3"}
+    first = WorkerProcess(model_store, tmp_path / "w1.log", env)
+    second = WorkerProcess(model_store, tmp_path / "w2.log", env)
+    first.start("first")
+    try:
+        services.study_start(study=study)
+        run = study.runs.order_by("pk").first()
+
+        def midway() -> bool:
+            run.refresh_from_db()
+            return 2 <= run.done_count < run.total_count
+
+        wait_for(midway, 120, "the first run to be under way", first.log)
+        os.killpg(first.proc.pid, signal.SIGSTOP)
+        second.start("second")
+
+        def opened() -> bool:
+            study.refresh_from_db()
+            return study.status == Study.Status.OPEN
+
+        wait_for(opened, 240, "the second worker to finish both runs", second.log)
+        run.refresh_from_db()
+        assert run.fence == 2 and "second" in run.worker
+        before = sorted(Answer.objects.filter(run=run).values_list("question_id", "fence", "text"))
+        assert len(before) == 16
+        os.killpg(first.proc.pid, signal.SIGCONT)
+        wait_for(lambda: "lease" in first.log() and "lost" in first.log(), 60,
+                 "the woken worker to notice it lost its lease", first.log)  # fmt: skip
+        time.sleep(1)
+        after = sorted(Answer.objects.filter(run=run).values_list("question_id", "fence", "text"))
+        assert after == before
+        run.refresh_from_db()
+        assert run.status == GenerationRun.Status.DONE and run.fence == 2
+    finally:
+        if first.proc and first.proc.poll() is None:
+            os.killpg(first.proc.pid, signal.SIGCONT)
+        first.stop()
+        second.stop()

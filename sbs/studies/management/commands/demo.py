@@ -110,13 +110,9 @@ class Command(BaseCommand):
         self, models: dict[str, ModelEntry], worker: subprocess.Popen[bytes], opts: dict[str, Any]
     ) -> None:
         self.step("Russian adaptation of SmolLM2 (new tokenizer, embeddings trained on CPU)")
-        adapted = ModelEntry.objects.filter(name=ADAPTED).first()
+        adapted = ModelEntry.objects.ready().filter(name=ADAPTED).first()
         if adapted is None:
-            job = (
-                AdaptationJob.objects.filter(name=ADAPTED)
-                .exclude(status=AdaptationJob.Status.FAILED)
-                .first()
-            )
+            job = AdaptationJob.objects.filter(name=ADAPTED).exclude(status="done").first()
             if job is None:
                 job = services.adaptation_start(
                     parent=models[ORIGINAL], name=ADAPTED, config=DEMO_ADAPTATION
@@ -124,7 +120,7 @@ class Command(BaseCommand):
             else:  # an earlier demo was stopped mid-way: resume where its pipeline stopped
                 services.adaptation_requeue(job=job)
             self._watch_job(job, worker)
-            adapted = ModelEntry.objects.get(name=ADAPTED)
+            adapted = ModelEntry.objects.ready().get(name=ADAPTED)
         self.stdout.write(
             f"    {adapted.name}: {adapted.total_bytes / 1e6:.0f} MB, adapted from {models[ORIGINAL].name}"
         )

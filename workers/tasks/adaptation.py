@@ -1,0 +1,57 @@
+"""``adapt_model``: the adaptation pipeline for a job row, under a lease; the steps already
+finished (by an earlier attempt) are skipped."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from sbs.celery import app
+from workers.runtime import holding
+from workers.tasks.common import fail, worker_name
+
+
+@app.task(bind=True, name="workers.tasks.adapt_model", acks_late=True, reject_on_worker_lost=True)
+def adapt_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
+    from adaptation.modelio import pick_device
+    from adaptation.pipeline import PipelineConfig, run_pipeline
+    from sbs.core.jobs import job_progress
+    from sbs.studies import services
+    from sbs.studies.models import AdaptationJob
+
+    max_attempts = settings.GENERATION_MAX_ATTEMPTS
+    device = pick_device("auto")
+    lease = services.adaptation_claim(
+        job_id=job_id, worker=worker_name(self), device=device, max_attempts=max_attempts
+    )
+    if lease is None:
+        return "not claimed"
+    job = AdaptationJob.objects.select_related("parent").get(pk=job_id)
+    last = [0.0]
+    with holding(lease) as held:
+
+        def progress(step: str, fraction: float, message: str) -> None:
+            held.check()  # a lost lease stops the pipeline at its next report
+            now = time.monotonic()
+            if fraction in (0.0, 1.0) or now - last[0] > 1.0:  # at most one write a second
+                last[0] = now
+                job_progress(lease, step=step, progress=fraction, message=message[:300])
+
+        try:
+            result = run_pipeline(
+                services.model_path(job.parent),
+                Path(settings.MODEL_STORE) / ".work" / f"adapt-{job_id}",
+                PipelineConfig.from_dict(job.config),
+                cache_dir=Path(settings.MODEL_CACHE),
+                device=device,
+                on_progress=progress,
+            )
+            held.check()
+            services.adaptation_finish(
+                lease=lease, model_dir=result.model_dir, summary=result.steps
+            )
+        except Exception as exc:
+            return fail(self, lease, exc, max_attempts=max_attempts)
+    return "done"

@@ -1,0 +1,62 @@
+"""What every job task shares: who and where the worker is, and the failure policy."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from workers.runtime import TimeLimitReached
+
+if TYPE_CHECKING:
+    from sbs.core.jobs import Lease
+
+log = logging.getLogger(__name__)
+
+
+def out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom,) if oom is not None else ()
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Worth another attempt: device memory taken by another job, a dropped connection."""
+    from django.db import InterfaceError, OperationalError
+
+    return (ConnectionError, TimeoutError, MemoryError, OperationalError, InterfaceError,
+            *out_of_memory_errors())  # fmt: skip
+
+
+def worker_name(task: Any) -> str:
+    return f"{socket.gethostname()}:{task.request.hostname or ''}"
+
+
+def fail(task: Any, lease: Lease, exc: BaseException, *, max_attempts: int) -> str:
+    """Record a failure under the lease: transient ones go back to pending and are retried
+    with a growing delay while attempts remain; anything else fails the job with its trace."""
+    from sbs.core.jobs import LeaseLost, job_fail
+
+    try:
+        if isinstance(exc, LeaseLost):
+            log.warning("%s", exc)
+            return "lease lost"
+        if isinstance(exc, TimeLimitReached):
+            job_fail(lease, error="time limit exceeded")
+            return "failed"
+        if isinstance(exc, transient_errors()):
+            attempts = lease.model._default_manager.values_list("attempts", flat=True).get(
+                pk=lease.pk
+            )
+            final = attempts >= max_attempts
+            job_fail(lease, error=f"{type(exc).__name__}: {exc}", final=final)
+            if not final:
+                raise task.retry(exc=exc, countdown=10 * attempts) from exc
+            return "failed"
+        log.exception("%s %s failed", lease.model.__name__, lease.pk)
+        job_fail(lease, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=8)}")
+        return "failed"
+    except LeaseLost:
+        return "lease lost"
