@@ -273,3 +273,29 @@ class AdaptationJob(Job):
 
     def __str__(self) -> str:
         return f"adapt {self.parent_id} -> {self.name} ({self.status})"
+
+
+class ModelImportJob(Job):
+    """Register a model from a path on the server: a worker checks and copies the files into
+    the entry reserved for it (the web request only records the wish)."""
+
+    task_name = "workers.tasks.import_model"
+    queue = "default"
+
+    name = models.CharField(_("name"), max_length=200)
+    server_path = models.CharField(max_length=1000)
+    parent = models.ForeignKey(
+        ModelEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    result = models.OneToOneField(
+        ModelEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="made_by_import"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import {self.name} ({self.status})"

@@ -29,6 +29,7 @@ from sbs.studies.models import (
     Assignment,
     GenerationRun,
     ModelEntry,
+    ModelImportJob,
     Pair,
     Question,
     QuestionSet,
@@ -108,26 +109,7 @@ def model_register(
     if source is not None:
         inspection = modelfiles.install_model(Path(source), store, slug, max_total_bytes=limit)
     else:
-        roots = list(settings.MODEL_IMPORT_ROOTS)
-        try:
-            inspection = modelfiles.install_from_server_path(
-                server_path or "", roots, store, slug, max_total_bytes=limit
-            )
-        except modelfiles.ServerPathError as exc:
-            if exc.disabled:
-                raise ServiceError(
-                    _(
-                        "Registering a model by a path on the server is switched off "
-                        "(MODEL_IMPORT_ROOTS is empty); upload the model instead."
-                    )
-                ) from None
-            raise ServiceError(
-                _(
-                    "“%(path)s”: no model folder or file by this name can be read under the "
-                    "folders models may be registered from (MODEL_IMPORT_ROOTS: %(roots)s)."
-                )
-                % {"path": server_path, "roots": ", ".join(roots)}
-            ) from None
+        inspection = _install_server_path(server_path or "", store, slug)
     relative = inspection.root.relative_to(store)
     try:
         return ModelEntry.objects.create(
@@ -144,6 +126,99 @@ def model_register(
         )
     except IntegrityError as exc:
         raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name}) from exc
+
+
+def _install_server_path(server_path: str, store: Path, slug: str) -> modelfiles.ModelInspection:
+    """Install from a path a person typed, confined to MODEL_IMPORT_ROOTS; every path that
+    cannot be used gets one message (nothing about other files on the server)."""
+    roots = list(settings.MODEL_IMPORT_ROOTS)
+    try:
+        return modelfiles.install_from_server_path(
+            server_path, roots, store, slug, max_total_bytes=settings.MODEL_ARCHIVE_MAX_BYTES
+        )
+    except modelfiles.ServerPathError as exc:
+        if exc.disabled:
+            raise ServiceError(_import_disabled()) from None
+        raise ServiceError(
+            _(
+                "“%(path)s”: no model folder or file by this name can be read under the "
+                "folders models may be registered from (MODEL_IMPORT_ROOTS: %(roots)s)."
+            )
+            % {"path": server_path, "roots": ", ".join(roots)}
+        ) from None
+
+
+def _import_disabled() -> str:
+    return _(
+        "Registering a model by a path on the server is switched off "
+        "(MODEL_IMPORT_ROOTS is empty); upload the model instead."
+    )
+
+
+def model_import_start(
+    *, name: str, server_path: str, user: Any = None, parent: ModelEntry | None = None
+) -> ModelImportJob:
+    """Reserve the name and send the import to a worker; the request copies nothing."""
+    name = name.strip()
+    if not name:
+        raise ServiceError(_("The model needs a name."))
+    if not settings.MODEL_IMPORT_ROOTS:
+        raise ServiceError(_import_disabled())
+    try:
+        with transaction.atomic():
+            reserved = ModelEntry.objects.create(
+                name=name, kind=ModelEntry.Kind.HF_FOLDER, path="", sha256="", parent=parent,
+                ready=False, created_by=user,
+            )  # fmt: skip
+            job = ModelImportJob.objects.create(
+                name=name, server_path=server_path.strip()[:1000], parent=parent,
+                result=reserved, created_by=user,
+            )  # fmt: skip
+            jobs.enqueue(job)
+    except IntegrityError as exc:
+        raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name}) from exc
+    return job
+
+
+def model_import_run(*, lease: jobs.Lease) -> ModelEntry:
+    """The worker's half: check and copy the files, fill the reserved entry, finish."""
+    job = ModelImportJob.objects.select_related("result").get(pk=lease.pk)
+    entry = job.result
+    if entry is None:
+        raise ServiceError("the import job has no reserved model entry")
+    store = Path(settings.MODEL_STORE)
+    store.mkdir(parents=True, exist_ok=True)
+    slug = f"{slugify(job.name) or 'model'}-{secrets.token_hex(4)}"
+    inspection = _install_server_path(job.server_path, store, slug)
+    try:
+        with lease.guard():
+            ModelEntry.objects.filter(pk=entry.pk, ready=False).update(
+                **_entry_fields(inspection, store), ready=True
+            )
+            jobs.job_finish(lease)
+    except jobs.LeaseLost:
+        shutil.rmtree(inspection.root, ignore_errors=True)
+        raise
+    entry.refresh_from_db()
+    return entry
+
+
+def model_import_refused(*, lease: jobs.Lease, error: str) -> None:
+    """A refused import fails for good and frees its name."""
+    with lease.guard():
+        jobs.job_fail(lease, error=error)
+        ModelEntry.objects.filter(made_by_import__pk=lease.pk, ready=False).delete()
+
+
+def _entry_fields(inspection: modelfiles.ModelInspection, store: Path) -> dict[str, Any]:
+    return {
+        "kind": inspection.kind,
+        "path": str(inspection.root.relative_to(store)),
+        "architecture": inspection.architecture or "",
+        "tokenizer_class": inspection.tokenizer_class or "",
+        "total_bytes": inspection.total_bytes,
+        "sha256": inspection.sha256,
+    }
 
 
 def model_path(entry: ModelEntry) -> Path:

@@ -27,7 +27,15 @@ from sbs.studies.forms import (
 )
 from sbs.studies.importers import QuestionFileError
 from sbs.studies.modelfiles import ModelFileError
-from sbs.studies.models import AdaptationJob, Answer, ModelEntry, Pair, QuestionSet, Study
+from sbs.studies.models import (
+    AdaptationJob,
+    Answer,
+    ModelEntry,
+    ModelImportJob,
+    Pair,
+    QuestionSet,
+    Study,
+)
 
 
 def _own_study(request: HttpRequest, pk: int) -> Study:
@@ -90,21 +98,27 @@ def models_list(request: HttpRequest) -> HttpResponse:
                         name=data["name"], source=staged, user=request.user, parent=data["parent"]
                     )
             else:
-                entry = services.model_register(
+                services.model_import_start(
                     name=data["name"],
                     server_path=data["path"].strip(),
                     user=request.user,
                     parent=data["parent"],
                 )
+                messages.success(
+                    request,
+                    _(
+                        "Import started: a worker checks and copies the files; the model appears here when it is done."
+                    ),
+                )
+                return redirect("studies:models")
         except (ModelFileError, services.ServiceError) as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, _("Model %(name)s registered.") % {"name": entry.name})
             return redirect("studies:models")
     jobs = AdaptationJob.objects.select_related("parent", "result")[:50]
-    running = any(
-        j.status in (AdaptationJob.Status.PENDING, AdaptationJob.Status.RUNNING) for j in jobs
-    )
+    imports = ModelImportJob.objects.select_related("parent")[:50]
+    running = any(j.active for j in jobs) or any(j.active for j in imports)
     return render(
         request,
         "studies/models.html",
@@ -112,6 +126,7 @@ def models_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "models": ModelEntry.objects.ready().select_related("parent"),
             "jobs": jobs,
+            "imports": imports,
             "refresh": running,
         },  # fmt: skip
     )

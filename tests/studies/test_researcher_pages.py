@@ -70,12 +70,22 @@ def test_import_command_imports_the_demo_set():
 def test_register_model_page_accepts_a_folder_and_refuses_pickles(
     res_client, model_store, tiny_model_dir, tmp_path, settings
 ):
+    """A server path is imported by a worker, not in the request: the page reserves the name
+    and the job checks and copies the files (run in-process here)."""
+    from sbs.studies.models import ModelImportJob
+    from workers.tasks import import_model
+
     settings.MODEL_IMPORT_ROOTS = [str(tiny_model_dir.parent), str(tmp_path)]
     response = res_client.post(
         reverse("studies:models"), {"name": "tiny", "path": str(tiny_model_dir)}
     )
     assert response.status_code == 302
+    reserved = ModelEntry.objects.get(name="tiny")
+    assert not reserved.ready and not (model_store / "tiny").exists()
+    job = ModelImportJob.objects.get(name="tiny")
+    assert import_model.apply(args=[job.pk]).get() == "done"
     entry = ModelEntry.objects.get(name="tiny")
+    assert entry.pk == reserved.pk and entry.ready
     assert entry.kind == "hf_folder" and entry.architecture == "LlamaForCausalLM"
     assert (model_store / entry.path / "model.safetensors").exists()
 
@@ -83,9 +93,13 @@ def test_register_model_page_accepts_a_folder_and_refuses_pickles(
     shutil.copytree(tiny_model_dir, evil)
     (evil / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
     response = res_client.post(reverse("studies:models"), {"name": "evil", "path": str(evil)})
-    assert response.status_code == 200
-    assert "pytorch_model.bin" in response.content.decode()
-    assert not ModelEntry.objects.filter(name="evil").exists()
+    assert response.status_code == 302
+    job = ModelImportJob.objects.get(name="evil")
+    assert import_model.apply(args=[job.pk]).get() == "refused"
+    job.refresh_from_db()
+    assert job.status == "failed" and "pytorch_model.bin" in job.error
+    assert not ModelEntry.objects.filter(name="evil").exists()  # the name is free again
+    assert "pytorch_model.bin" in res_client.get(reverse("studies:models")).content.decode()
 
 
 def test_register_model_command_refuses_custom_code(

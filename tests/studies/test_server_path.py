@@ -189,20 +189,27 @@ def test_register_page_says_the_same_for_outside_missing_and_linked_paths(
     root = layout["root"]
     settings.MODEL_IMPORT_ROOTS = [str(root)]
     (root / "link-out").symlink_to(layout["outside_model"])
-    pages = set()
-    for typed in (str(layout["outside_model"]), str(root / "absent"), str(root / "link-out")):
-        response = res_client.post(reverse("studies:models"), {"name": "x", "path": typed})
-        assert response.status_code == 200
-        errors = re.search(r'<ul class="errorlist nonfield">(.*?)</ul>', response.content.decode(), re.S)  # fmt: skip
-        assert errors is not None
-        pages.add(errors[1].replace(typed, "<path>"))
-    assert len(pages) == 1, pages
-    assert "other-model" not in pages.pop()
-    assert not ModelEntry.objects.exists()
+    from sbs.studies.models import ModelImportJob
+    from workers.tasks import import_model
+
+    messages = set()
+    for n, typed in enumerate(
+        (str(layout["outside_model"]), str(root / "absent"), str(root / "link-out"))
+    ):
+        response = res_client.post(reverse("studies:models"), {"name": f"x{n}", "path": typed})
+        assert response.status_code == 302  # the request only records the wish
+        job = ModelImportJob.objects.get(name=f"x{n}")
+        assert import_model.apply(args=[job.pk]).get() == "refused"
+        job.refresh_from_db()
+        messages.add(job.error.replace(typed, "<path>"))
+    assert len(messages) == 1, messages
+    assert "other-model" not in messages.pop()
+    assert not ModelEntry.objects.exists()  # refused imports free their names
     response = res_client.post(
         reverse("studies:models"), {"name": "tiny", "path": str(layout["model"])}
     )
     assert response.status_code == 302
+    import_model.apply(args=[ModelImportJob.objects.get(name="tiny").pk])
     assert ModelEntry.objects.get(name="tiny").architecture == "LlamaForCausalLM"
 
 

@@ -57,6 +57,7 @@ def test_killed_worker_mid_run_loses_and_duplicates_nothing(
     study.save(update_fields=["generation"])
     # A short visibility timeout so the test need not wait hours for the redelivery.
     env = {
+        "JOB_LEASE_SECONDS": "4",  # the dead worker's lease ends soon after it
         "BROKER_VISIBILITY_TIMEOUT": "20",
         "CELERY_TASK_TIME_LIMIT": "19",
         "CELERY_TASK_SOFT_TIME_LIMIT": "18",

@@ -2,5 +2,6 @@
 
 from workers.tasks.adaptation import adapt_model
 from workers.tasks.generation import generate_run
+from workers.tasks.model_import import import_model
 
-__all__ = ["adapt_model", "generate_run"]
+__all__ = ["adapt_model", "generate_run", "import_model"]
