@@ -3,9 +3,9 @@
     python bench/run_all.py [--only votes,generation] [--quick] [--list]
 
 Each bench prints its own tables. ``--quick`` is passed on as the bench's own quick mode
-where it has one (votes, generation), maps to fewer training steps for adaptation, and is
-ignored by bradley_terry (which has no smaller mode). The exit status is non-zero when a
-bench failed; the others still run.
+where it has one (votes, generation), maps to fewer training steps for adaptation and to
+two sizes with a sampled baseline for report, and is ignored by bradley_terry (which has
+no smaller mode). The exit status is non-zero when a bench failed; the others still run.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["votes", "generation", "bradley_terry", "adaptation"]
+ORDER = ["votes", "generation", "bradley_terry", "report", "adaptation"]
 QUICK_ARGS = {
     "votes": ["--quick"],
     "generation": ["--quick"],
     "adaptation": ["--train-steps", "2", "--lora-steps", "3"],
+    "report": ["--sizes", "50,300", "--max-full-pairs", "3000"],
 }
 
 

@@ -23,6 +23,7 @@ import csv
 import importlib.metadata
 import io
 import json
+import math
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from sbs.analysis import selectors
+from sbs.analysis.stats._plain import plain
 from sbs.studies.models import Study
 
 FORMATS = ("csv", "json", "html", "dpo")
@@ -117,40 +119,75 @@ def export_manifest(
     return out
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
+# A spreadsheet reads a cell that starts with one of these as a formula (OWASP, "CSV
+# Injection"): =, +, - and @ start a formula, a tab or carriage return before them hides it.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell as text, safe to open in a spreadsheet.
+
+    A **string** that begins with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a
+    leading ``'`` (OWASP's recommendation), so Excel, LibreOffice and Google Sheets show it
+    as text instead of evaluating it. Every string is treated so — comments, names,
+    categories, question ids, model names — since any of them can come from a person.
+    Numbers are written as numbers (a float -0.5 stays ``-0.5``); booleans as 1/0,
+    datetimes in ISO 8601, None as an empty cell. Quoting is the csv writer's job.
+    """
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "1" if value else "0"
-    return "" if value is None else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, int | float):
+        return str(value)
+    return csv_cell(str(value))
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """CSV (UTF-8 with BOM for Excel, comma-separated, CRLF) with every cell through
+    :func:`csv_cell`: the one CSV writer of the project, so every CSV is safe to open."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([csv_cell(h) for h in header])
+    for row in rows:
+        writer.writerow([csv_cell(v) for v in row])
+    return buffer.getvalue().encode("utf-8-sig")
 
 
 def votes_csv(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """The votes as CSV (UTF-8 with BOM, comma-separated, one header row)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        writer.writerow(
-            [
-                _text(v)
-                for v in (
-                    r["question"],
-                    r["category"],
-                    r["annotator"],
-                    r["left"],
-                    r["right"],
-                    r["choice"],
-                    winner_model(r["left"], r["right"], r["choice"]),
-                    round(float(r["seconds"]), 3),
-                    r["comment"],
-                    r["created_at"],
-                    r["repeat"],
-                    r["excluded"],
-                )
-            ]
-        )
-    return buffer.getvalue().encode("utf-8-sig")
+    """The votes as CSV (see :func:`csv_bytes`; one header row)."""
+    return csv_bytes(
+        CSV_COLUMNS,
+        (
+            (
+                r["question"],
+                r["category"],
+                r["annotator"],
+                r["left"],
+                r["right"],
+                r["choice"],
+                winner_model(r["left"], r["right"], r["choice"]),
+                _seconds(r["seconds"]),
+                r["comment"],
+                r["created_at"],
+                r["repeat"],
+                r["excluded"],
+            )
+            for r in rows
+        ),
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    """Seconds on the page rounded to milliseconds; None (an empty cell) when unknown."""
+    if value is None:
+        return None
+    out = round(float(value), 3)
+    return out if math.isfinite(out) else None
 
 
 def dpo_policy(aggregate: Aggregate) -> dict[str, Any]:
@@ -236,7 +273,10 @@ def jsonl(records: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    """Indented UTF-8 JSON; NaN and infinity become null (a report cached before they were
+    cleaned may hold them), so the file is strict JSON that every parser reads."""
+    text = json.dumps(plain(data), ensure_ascii=False, indent=2, allow_nan=False)
+    return (text + "\n").encode("utf-8")
 
 
 def report_json(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> bytes:

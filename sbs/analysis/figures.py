@@ -16,6 +16,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from sbs.analysis import plots
+from sbs.analysis.report import most_extreme_annotators
 
 
 def _b64(svg: str) -> str:
@@ -28,11 +29,44 @@ def _interval(boot: dict[str, Any] | None, wilson: list[Any]) -> tuple[Any, Any]
     return wilson[0], wilson[1]
 
 
+# Up to this many annotators the position-bias plot has one row each; above, a histogram
+# of every annotator and the rows of the most extreme ones.
+FOREST_MAX_ANNOTATORS = 30
+EXTREME_ANNOTATORS = 15
+
+
+def position_bias(annotators: list[dict[str, Any]]) -> str:
+    """The position-bias SVG: one row per annotator, or a summary when there are many."""
+    axis_label = _("share of decisive votes for the left answer (95% Wilson)")
+    title = _("Position bias per annotator")
+    if len(annotators) <= FOREST_MAX_ANNOTATORS:
+        return plots.position_bias_svg(
+            [a["annotator"] for a in annotators],
+            [a["left_rate"] for a in annotators],
+            [a["left_rate_low"] for a in annotators],
+            [a["left_rate_high"] for a in annotators],
+            title=title,
+            axis_label=axis_label,
+        )
+    extreme = most_extreme_annotators(annotators, EXTREME_ANNOTATORS)
+    return plots.position_bias_summary_svg(
+        [a["left_rate"] for a in annotators],
+        [str(a["annotator"]) for a in extreme],
+        [a["left_rate"] for a in extreme],
+        [a["left_rate_low"] for a in extreme],
+        [a["left_rate_high"] for a in extreme],
+        title=_("Position bias of %(n)d annotators") % {"n": len(annotators)},
+        axis_label=axis_label,
+        count_label=_("annotators"),
+        extreme_title=_("The %(n)d most extreme annotators") % {"n": len(extreme)},
+    )
+
+
 def report_figures(report: dict[str, Any]) -> dict[str, str]:
     """Plot name -> base64 SVG for the plots the report has data for (active language)."""
     out: dict[str, str] = {}
     adapted = report["models"]["adapted"]
-    cats = report["categories"]["categories"]
+    cats = (report.get("categories") or {}).get("categories") or []
     if cats:
         intervals = [
             _interval(c["verdict"]["bootstrap_ties_half"], c["verdict"]["wilson_ties_half"])
@@ -62,20 +96,11 @@ def report_figures(report: dict[str, Any]) -> dict[str, str]:
                 axis_label=_("Elo (95% bootstrap interval)"),
             )
         )
-    annotators = [a for a in report["annotators"] if a["left_rate"] is not None]
+    annotators = [a for a in report.get("annotators") or [] if a["left_rate"] is not None]
     if annotators:
-        out["position_bias"] = _b64(
-            plots.position_bias_svg(
-                [a["annotator"] for a in annotators],
-                [a["left_rate"] for a in annotators],
-                [a["left_rate_low"] for a in annotators],
-                [a["left_rate_high"] for a in annotators],
-                title=_("Position bias per annotator"),
-                axis_label=_("share of decisive votes for the left answer (95% Wilson)"),
-            )
-        )
+        out["position_bias"] = _b64(position_bias(annotators))
     v = report["verdict"]
-    ratio = report["speed"]["ratio"]
+    ratio = (report.get("speed") or {}).get("ratio")
     if ratio and ratio["chars_per_second"] is not None and v["win_rate_ties_half"] is not None:
         low, high = _interval(v["bootstrap_ties_half"], v["wilson_ties_half"])
         out["speed_vs_win_rate"] = _b64(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,19 +42,89 @@ def _svg(fig: Figure, title: str) -> str:
     buffer = io.StringIO()
     metadata: dict[str, str | None] = {"Date": None}
     if title:
-        metadata["Title"] = title
+        metadata["Title"] = _plain_text(title)
     with matplotlib.rc_context(_RC):
         fig.savefig(buffer, format="svg", metadata=metadata)
     return buffer.getvalue()
 
 
+def _plain_text(text: object) -> str:
+    """``text`` without control characters (a tab has no glyph; most are invalid in XML)."""
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in str(text))
+
+
+def _label(text: object) -> str:
+    """Text to draw: no control characters, and ``$`` escaped so that a name like ``$x^$`` is
+    shown as typed instead of being parsed (and failing) as mathtext."""
+    return _plain_text(text).replace("$", r"\$")
+
+
 def _value(x: Number) -> float:
-    return math.nan if x is None else float(x)
+    """A plottable float: NaN for None, NaN and ±inf alike (drawn as nothing)."""
+    value = math.nan if x is None else float(x)
+    return value if math.isfinite(value) else math.nan
 
 
 def _figure(rows: int) -> Figure:
     with matplotlib.rc_context(_RC):
         return Figure(figsize=(7.0, max(2.2, 0.9 + 0.32 * rows)), layout="constrained")
+
+
+def _errors(
+    centres: Sequence[float], lows: Sequence[float], highs: Sequence[float]
+) -> list[list[float]]:
+    """Whisker lengths below and above each point: never negative, 0 where an end is missing.
+
+    An interval computed in floating point can miss its own point by an ulp (a Wilson bound
+    of 0.9999999999999999 for 10 of 10); matplotlib refuses any negative length.
+    """
+
+    def length(a: float, b: float) -> float:
+        d = b - a
+        return d if math.isfinite(d) and d > 0 else 0.0
+
+    return [
+        [length(low, x) for x, low in zip(centres, lows, strict=True)],
+        [length(x, high) for x, high in zip(centres, highs, strict=True)],
+    ]
+
+
+def _draw_forest(
+    ax: Axes,
+    labels: Sequence[str],
+    values: Sequence[Number],
+    lows: Sequence[Number],
+    highs: Sequence[Number],
+    *,
+    reference: float | None,
+    reference_label: str,
+    limits: tuple[float, float] | None,
+    percent: bool,
+) -> None:
+    if not (len(labels) == len(values) == len(lows) == len(highs)):
+        raise ValueError("labels, values, lows and highs differ in length")
+    ys = list(range(len(labels)))[::-1]  # first label on top
+    xs = [_value(v) for v in values]
+    lo = [_value(v) for v in lows]
+    hi = [_value(v) for v in highs]
+    if labels:
+        ax.errorbar(
+            xs, ys, xerr=_errors(xs, lo, hi), fmt="o", color=_POINT, ecolor=_POINT,
+            elinewidth=1.4, capsize=3, markersize=5,
+        )  # fmt: skip
+    if reference is not None:
+        ax.axvline(
+            reference, color=_REFERENCE, linestyle="--", linewidth=1, label=_label(reference_label)
+        )
+        if reference_label:
+            ax.legend(loc="lower right", frameon=False, fontsize=8)
+    ax.set_yticks(ys, [_label(x) for x in labels])
+    ax.set_ylim(-0.7, max(len(labels), 1) - 0.3)
+    if limits is not None:
+        ax.set_xlim(*limits)
+    if percent:
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
+    ax.grid(axis="x", alpha=0.3)
 
 
 def _forest(
@@ -69,38 +140,15 @@ def _forest(
     limits: tuple[float, float] | None,
     percent: bool,
 ) -> str:
-    if not (len(labels) == len(values) == len(lows) == len(highs)):
-        raise ValueError("labels, values, lows and highs differ in length")
     with matplotlib.rc_context(_RC):
         fig = _figure(len(labels))
         ax: Axes = fig.add_subplot()
-        ys = list(range(len(labels)))[::-1]  # first label on top
-        xs = [_value(v) for v in values]
-        lo = [_value(v) for v in lows]
-        hi = [_value(v) for v in highs]
-        err_minus = [x - low if not math.isnan(low) else 0.0 for x, low in zip(xs, lo, strict=True)]
-        err_plus = [
-            high - x if not math.isnan(high) else 0.0 for x, high in zip(xs, hi, strict=True)
-        ]
-        ax.errorbar(
-            xs, ys, xerr=[err_minus, err_plus], fmt="o", color=_POINT, ecolor=_POINT,
-            elinewidth=1.4, capsize=3, markersize=5,
+        _draw_forest(
+            ax, labels, values, lows, highs, reference=reference,
+            reference_label=reference_label, limits=limits, percent=percent,
         )  # fmt: skip
-        if reference is not None:
-            ax.axvline(
-                reference, color=_REFERENCE, linestyle="--", linewidth=1, label=reference_label
-            )
-            if reference_label:
-                ax.legend(loc="lower right", frameon=False, fontsize=8)
-        ax.set_yticks(ys, list(labels))
-        ax.set_ylim(-0.7, max(len(labels), 1) - 0.3)
-        if limits is not None:
-            ax.set_xlim(*limits)
-        if percent:
-            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
-        ax.set_xlabel(axis_label)
-        ax.set_title(title)
-        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel(_label(axis_label))
+        ax.set_title(_label(title))
         return _svg(fig, title)
 
 
@@ -154,6 +202,51 @@ def position_bias_svg(
     )  # fmt: skip
 
 
+def position_bias_summary_svg(
+    left_rates: Sequence[Number],
+    annotators: Sequence[str],
+    extreme_rates: Sequence[Number],
+    lows: Sequence[Number],
+    highs: Sequence[Number],
+    *,
+    title: str = "",
+    axis_label: str = "",
+    count_label: str = "",
+    extreme_title: str = "",
+    reference_label: str = "50%",
+) -> str:
+    """Position bias of many annotators: a histogram of every left-choice rate (top) and the
+    forest of the few most extreme annotators, chosen by the caller (bottom).
+
+    Readable at any number of annotators: the histogram has 20 bins of 5 %, the forest
+    only the rows passed in ``annotators``/``extreme_rates``/``lows``/``highs``.
+    """
+    rates = [_value(v) for v in left_rates]
+    finite = [x for x in rates if math.isfinite(x)]
+    with matplotlib.rc_context(_RC):
+        fig = Figure(
+            figsize=(7.0, 3.2 + max(2.2, 0.9 + 0.32 * len(annotators))), layout="constrained"
+        )
+        top, bottom = fig.subplots(
+            2, 1, height_ratios=[2.6, max(2.2, 0.9 + 0.32 * len(annotators))]
+        )
+        top.hist(finite, bins=20, range=(0.0, 1.0), color=_POINT, alpha=0.85)
+        top.axvline(0.5, color=_REFERENCE, linestyle="--", linewidth=1)
+        top.set_xlim(0.0, 1.0)
+        top.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
+        top.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        top.set_ylabel(_label(count_label))
+        top.set_title(_label(title))
+        top.grid(axis="y", alpha=0.3)
+        _draw_forest(
+            bottom, annotators, extreme_rates, lows, highs, reference=0.5,
+            reference_label=reference_label, limits=(0.0, 1.0), percent=True,
+        )  # fmt: skip
+        bottom.set_xlabel(_label(axis_label))
+        bottom.set_title(_label(extreme_title), fontsize=10)
+        return _svg(fig, title)
+
+
 def speed_vs_win_rate_svg(
     labels: Sequence[str],
     speed_ratios: Sequence[Number],
@@ -180,21 +273,23 @@ def speed_vs_win_rate_svg(
         if lows is not None and highs is not None:
             lo = [_value(v) for v in lows]
             hi = [_value(v) for v in highs]
-            err = [
-                [y - low if not math.isnan(low) else 0.0 for y, low in zip(ys, lo, strict=True)],
-                [high - y if not math.isnan(high) else 0.0 for y, high in zip(ys, hi, strict=True)],
-            ]
-            ax.errorbar(xs, ys, yerr=err, fmt="none", ecolor=_POINT, elinewidth=1.2, capsize=3)
+            if n:
+                ax.errorbar(
+                    xs, ys, yerr=_errors(ys, lo, hi), fmt="none", ecolor=_POINT,
+                    elinewidth=1.2, capsize=3,
+                )  # fmt: skip
         ax.scatter(xs, ys, color=_POINT, zorder=3)
         for label, x, y in zip(labels, xs, ys, strict=True):
-            if not (math.isnan(x) or math.isnan(y)):
-                ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+            if math.isfinite(x) and math.isfinite(y):
+                ax.annotate(
+                    _label(label), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8
+                )
         ax.axhline(0.5, color=_REFERENCE, linestyle="--", linewidth=1)
         ax.axvline(1.0, color="#777777", linestyle=":", linewidth=1)
         ax.set_ylim(0.0, 1.0)
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
-        ax.set_xlabel(x_label)
-        ax.set_ylabel(y_label)
-        ax.set_title(title)
+        ax.set_xlabel(_label(x_label))
+        ax.set_ylabel(_label(y_label))
+        ax.set_title(_label(title))
         ax.grid(alpha=0.3)
         return _svg(fig, title)

@@ -7,6 +7,10 @@ the part a request may compute inline (counts, win rates, Wilson intervals, sign
 power, speed: ~10 ms on 78 x 15 votes); the rest waits for the job (the agreement
 statistics alone take about a second there).
 
+Every number in the returned dicts is finite or None (:func:`~sbs.analysis.stats._plain.plain`
+over the whole report), so the JSON export and the database's JSON column never see NaN
+or infinity.
+
 Orientation: every verdict is the adapted model's (model B) against the original's
 (model A). Policies are those of the statistics package: repeat votes only measure
 self-consistency; ``both_bad`` is reported apart, out of every win-rate denominator.
@@ -20,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from sbs.analysis.stats._plain import plain
+from sbs.analysis.stats._plain import opt_float, plain
 from sbs.analysis.stats.agreement import agreement, annotator_stats
 from sbs.analysis.stats.bradley_terry import bradley_terry
 from sbs.analysis.stats.categories import category_verdicts
@@ -28,7 +32,7 @@ from sbs.analysis.stats.frame import first_votes, models_in
 from sbs.analysis.stats.power import votes_needed
 from sbs.analysis.stats.verdict import verdict
 
-SCHEMA = 1
+SCHEMA = 2  # 2: BH-adjusted annotator tests and flags; every number finite or None
 LEVEL = 0.95
 ALPHA = 0.05
 POWER = 0.8
@@ -39,6 +43,7 @@ SECTIONS = (
     "speed",
     "categories",
     "annotators",
+    "annotator_flags",
     "self_consistency",
     "agreement",
     "power",
@@ -59,7 +64,10 @@ def speed_section(
     if a and b:
 
         def div(key: str) -> float | None:
-            return b[key] / a[key] if a[key] else None
+            top, bottom = opt_float(b.get(key)), opt_float(a.get(key))
+            if top is None or not bottom:  # missing, NaN, infinite or zero
+                return None
+            return opt_float(top / bottom)
 
         ratio = {
             "new_tokens": div("median_new_tokens"),
@@ -67,7 +75,7 @@ def speed_section(
             "chars_per_second": div("median_chars_per_second"),
             "chars": div("median_chars"),
         }
-    return {"rows": [dict(r) for r in rows], "ratio": plain(ratio)}
+    return plain({"rows": [dict(r) for r in rows], "ratio": ratio})
 
 
 def self_consistency(annotators: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -84,6 +92,39 @@ def self_consistency(annotators: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "decisive_consistent": decisive_same,
         "decisive_rate": decisive_same / decisive if decisive else None,
     }
+
+
+def annotator_flags(annotators: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How many annotators each per-annotator test flags (BH-adjusted p < ALPHA)."""
+    return {
+        "annotators": len(annotators),
+        "alpha": ALPHA,
+        "correction": "Benjamini-Hochberg (false discovery rate) across annotators",
+        "position_bias": sum(bool(a["position_bias_flag"]) for a in annotators),
+        "low_agreement": sum(bool(a["loo_flag"]) for a in annotators),
+    }
+
+
+def _extremeness(a: Mapping[str, Any]) -> tuple[float, float, int, str]:
+    ps = [p for p in (a.get("position_bias_p_adjusted"), a.get("loo_p_adjusted")) if p is not None]
+    rate = a.get("left_rate")
+    return (
+        min(ps) if ps else 2.0,
+        -abs(rate - 0.5) if rate is not None else 0.0,
+        -int(a.get("n_votes") or 0),
+        str(a.get("annotator")),
+    )
+
+
+def most_extreme_annotators(
+    annotators: Sequence[Mapping[str, Any]], n: int
+) -> list[Mapping[str, Any]]:
+    """The ``n`` annotators with the strongest evidence against them, strongest first.
+
+    Ordered by the smaller of their two BH-adjusted p-values (position bias, agreement with
+    the majority), then by how far their left-choice rate is from 50 %, then by votes.
+    """
+    return sorted(annotators, key=_extremeness)[: max(n, 0)]
 
 
 def _counts(frame: pd.DataFrame, firsts: pd.DataFrame) -> dict[str, int]:
@@ -112,21 +153,24 @@ def build_preliminary(
     firsts = first_votes(frame)
     v = verdict(frame, adapted, original, rounds=0, seed=seed)
     power = votes_needed(v.wins, v.losses, v.n_questions, alpha=ALPHA, power=POWER)
-    return {
-        "schema": SCHEMA,
-        "preliminary": True,
-        "models": {"original": original, "adapted": adapted},
-        "settings": {"rounds": 0, "seed": seed, "level": LEVEL, "alpha": ALPHA},
-        "counts": _counts(frame, firsts),
-        "verdict": v.to_dict(),
-        "speed": speed_section(speed, original, adapted, v.win_rate_ties_half),
-        "categories": None,
-        "annotators": None,
-        "self_consistency": None,
-        "agreement": None,
-        "power": power.to_dict(),
-        "ranking": None,
-    }
+    return plain(
+        {
+            "schema": SCHEMA,
+            "preliminary": True,
+            "models": {"original": original, "adapted": adapted},
+            "settings": {"rounds": 0, "seed": seed, "level": LEVEL, "alpha": ALPHA},
+            "counts": _counts(frame, firsts),
+            "verdict": v.to_dict(),
+            "speed": speed_section(speed, original, adapted, v.win_rate_ties_half),
+            "categories": None,
+            "annotators": None,
+            "annotator_flags": None,
+            "self_consistency": None,
+            "agreement": None,
+            "power": power.to_dict(),
+            "ranking": None,
+        }
+    )
 
 
 def build_report(
@@ -145,26 +189,29 @@ def build_report(
     cats = category_verdicts(
         frame, adapted, original, alpha=ALPHA, rounds=rounds if len(firsts) else 0, seed=seed
     )
-    annotators = [a.to_dict() for a in annotator_stats(frame)] if len(frame) else []
+    annotators = [a.to_dict() for a in annotator_stats(frame, alpha=ALPHA)]
     ranking = None
     if len(firsts) and len(models_in(firsts)) >= 2:
         ranking = bradley_terry(
             frame, models=[adapted, original], rounds=rounds, seed=seed, level=LEVEL
         ).to_dict()
     power = votes_needed(v.wins, v.losses, v.n_questions, alpha=ALPHA, power=POWER)
-    return {
-        "schema": SCHEMA,
-        "preliminary": False,
-        "models": {"original": original, "adapted": adapted},
-        "settings": {"rounds": rounds, "seed": seed, "level": LEVEL, "alpha": ALPHA},
-        "counts": _counts(frame, firsts),
-        "verdict": v.to_dict(),
-        "speed": speed_section(speed, original, adapted, v.win_rate_ties_half),
-        "categories": cats.to_dict(),
-        "annotators": annotators,
-        "self_consistency": self_consistency(annotators),
-        "agreement": agreement(frame).to_dict() if len(frame) else None,
-        "power": power.to_dict(),
-        "ranking": ranking,
-        "compute_seconds": time.perf_counter() - started,
-    }
+    return plain(
+        {
+            "schema": SCHEMA,
+            "preliminary": False,
+            "models": {"original": original, "adapted": adapted},
+            "settings": {"rounds": rounds, "seed": seed, "level": LEVEL, "alpha": ALPHA},
+            "counts": _counts(frame, firsts),
+            "verdict": v.to_dict(),
+            "speed": speed_section(speed, original, adapted, v.win_rate_ties_half),
+            "categories": cats.to_dict(),
+            "annotators": annotators,
+            "annotator_flags": annotator_flags(annotators),
+            "self_consistency": self_consistency(annotators),
+            "agreement": agreement(frame).to_dict() if len(frame) else None,
+            "power": power.to_dict(),
+            "ranking": ranking,
+            "compute_seconds": time.perf_counter() - started,
+        }
+    )

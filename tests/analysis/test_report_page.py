@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from sbs.analysis import services
 from sbs.analysis.models import ReportCache
@@ -217,3 +218,35 @@ def test_a_study_without_votes_has_a_page_and_a_report(client):
     assert row.report["verdict"]["n_votes"] == 0 and row.report["ranking"] is None
     html = client.get(url).content.decode()
     assert 'id="recomputing"' not in html and "No votes yet." in html
+
+
+def test_a_failed_job_is_tried_again_by_a_later_page_view(
+    owner_client, voted, monkeypatch, django_capture_on_commit_callbacks
+):
+    url = reverse("studies:results", args=[voted.study.pk])
+    owner_client.get(url)
+    row = ReportCache.objects.get(study=voted.study)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the statistics")
+
+    monkeypatch.setattr(services, "build_report", broken)
+    compute_report.apply(args=[row.pk])  # the task fails
+    row.refresh_from_db()
+    assert row.status == ReportCache.Status.FAILED and "a bug in the statistics" in row.error
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        html = owner_client.get(url).content.decode()
+    assert len(callbacks) == 0  # not at once: the page refreshes itself every 3 s
+    assert "The last computation failed" in html and 'http-equiv="refresh"' in html
+
+    monkeypatch.undo()  # the bug is fixed (a deploy, or it was transient)
+    failed_at = timezone.now() - services.RETRY_FAILED_AFTER - timedelta(seconds=1)
+    ReportCache.objects.filter(pk=row.pk).update(finished_at=failed_at)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        owner_client.get(url)
+        owner_client.get(url)  # a refresh: the same retry, not another
+    assert len(callbacks) == 1
+    assert _run_pending_job(voted.study).pk == row.pk
+    html = owner_client.get(url).content.decode()
+    assert 'id="recomputing"' not in html and "The last computation failed" not in html
+    assert 'id="annotators"' in html

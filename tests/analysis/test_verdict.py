@@ -12,9 +12,11 @@ from sbs.analysis.stats.verdict import (
     bootstrap_win_rate,
     percentile_interval,
     sign_test,
+    sign_tests,
     two_way_bootstrap_ratio,
     verdict,
     wilson_interval,
+    wilson_intervals,
 )
 
 from .conftest import make_votes
@@ -155,3 +157,28 @@ def test_empty_pair_gives_nones() -> None:
     v = verdict(frame, "adapted", "original")
     assert v.n_votes == 0 and v.win_rate_decisive is None and v.bootstrap_decisive is None
     json.dumps(v.to_dict())
+
+
+def test_wilson_interval_always_holds_its_point_and_stays_in_0_1() -> None:
+    # In floating point, 10 of 10 gave an upper bound of 0.9999999999999999 < 1.0 (and
+    # 0 of 3 a lower bound above 0): the position-bias plot then refused the
+    # negative whisker and the report job failed.
+    for n in range(1, 400):
+        for k in (0, 1, n // 2, n - 1, n):
+            low, high = wilson_interval(k, n)
+            assert low is not None and high is not None
+            assert 0.0 <= low <= k / n <= high <= 1.0, (k, n, low, high)
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 3)[0] == 0.0
+    low, high = wilson_intervals([0, 12, 3], [0, 12, 10])
+    assert np.isnan(low[0]) and np.isnan(high[0]) and high[1] == 1.0
+    assert (low[2], high[2]) == pytest.approx(wilson_interval(3, 10), abs=1e-15)
+
+
+def test_vectorised_sign_tests_equal_the_exact_binomial_test() -> None:
+    ks, ns = zip(*[(k, n) for n in range(0, 120) for k in range(n + 1)], strict=True)
+    got = sign_tests(ks, ns)
+    for k, n, p in zip(ks, ns, got, strict=True):
+        if n == 0:
+            assert np.isnan(p)
+        else:
+            assert p == pytest.approx(sign_test(k, n - k), rel=1e-12)

@@ -10,30 +10,15 @@ significantly: Holm-adjusted p < alpha and fewer wins than losses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
 from sbs.analysis.stats._plain import plain
 from sbs.analysis.stats.frame import first_votes, pair_outcomes
+from sbs.analysis.stats.multiplicity import holm
 from sbs.analysis.stats.verdict import Verdict, verdict_from_outcomes
-
-
-def holm(pvalues: Sequence[float | None]) -> list[float | None]:
-    """Holm-Bonferroni adjusted p-values (None entries are skipped and stay None)."""
-    present = [k for k, p in enumerate(pvalues) if p is not None]
-    out: list[float | None] = [None] * len(pvalues)
-    if not present:
-        return out
-    raw = np.array([pvalues[k] for k in present], dtype=float)
-    adjusted = multipletests(raw, method="holm")[1]
-    for k, p in zip(present, adjusted, strict=True):
-        out[k] = float(p)
-    return out
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,14 @@ intervals for both win rates.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.stats import binomtest
+from scipy.stats import binom, binomtest
 from statsmodels.stats.proportion import proportion_confint
 
 from sbs.analysis.stats._plain import opt_float, plain
@@ -39,11 +40,30 @@ def wilson_interval(
     """Wilson score interval: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n).
 
     Uses statsmodels ``proportion_confint(method="wilson")``; (None, None) when n == 0.
+    The exact interval always holds p = successes / n and lies in [0, 1]; the floating-point
+    one can miss either by an ulp (10 of 10 gives an upper bound of 0.9999999999999999), so
+    the ends are clamped to [0, p] and [p, 1].
     """
-    if n <= 0:
+    if not n > 0 or not math.isfinite(n) or not math.isfinite(successes):
         return None, None
-    low, high = proportion_confint(successes, n, alpha=1.0 - level, method="wilson")
-    return float(low), float(high)
+    low, high = wilson_intervals(np.array([successes]), np.array([n]), level)
+    return float(low[0]), float(high[0])
+
+
+def wilson_intervals(
+    successes: npt.ArrayLike, n: npt.ArrayLike, level: float = 0.95
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`wilson_interval` over arrays; NaN ends where n == 0."""
+    k = np.asarray(successes, dtype=float)
+    m = np.asarray(n, dtype=float)
+    ok = m > 0
+    safe = np.where(ok, m, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low, high = proportion_confint(k, safe, alpha=1.0 - level, method="wilson")
+    p = np.clip(k / safe, 0.0, 1.0)
+    low = np.clip(np.minimum(np.asarray(low, dtype=float), p), 0.0, 1.0)
+    high = np.clip(np.maximum(np.asarray(high, dtype=float), p), 0.0, 1.0)
+    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
 
 
 def sign_test(wins: int, losses: int) -> float | None:
@@ -55,6 +75,18 @@ def sign_test(wins: int, losses: int) -> float | None:
     if n == 0:
         return None
     return float(binomtest(wins, n, 0.5, alternative="two-sided").pvalue)
+
+
+def sign_tests(successes: npt.ArrayLike, n: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """:func:`sign_test` over arrays: min(1, 2 · P(X ≤ min(k, n − k))), X ~ Bin(n, 1/2).
+
+    At p = 1/2 the binomial is symmetric, so this equals scipy's two-sided ``binomtest``
+    (which sums every outcome no more likely than the observed one). NaN where n == 0.
+    """
+    k = np.asarray(successes, dtype=float)
+    m = np.asarray(n, dtype=float)
+    tail = binom.cdf(np.minimum(k, m - k), m, 0.5)
+    return np.where(m > 0, np.minimum(1.0, 2.0 * tail), np.nan)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 
+from sbs.analysis.report import most_extreme_annotators
+
 register = template.Library()
 
 DASH = "—"
@@ -50,3 +52,13 @@ def ends(pair: Any, which: int) -> Any:
     if not pair:
         return None
     return pair[int(which)]
+
+
+@register.filter
+def annotator_rows(annotators: Any, limit: int) -> list[Any]:
+    """Every annotator when there are at most ``limit``, else the ``limit`` most extreme.
+
+    A page with hundreds of rows is not read; the JSON export carries every annotator.
+    """
+    rows = list(annotators or [])
+    return rows if len(rows) <= int(limit) else most_extreme_annotators(rows, int(limit))
