@@ -4,7 +4,6 @@ following links, and silent about everything outside the roots."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from io import StringIO
 from pathlib import Path
