@@ -191,10 +191,10 @@ def build_report(
     )
     annotators = [a.to_dict() for a in annotator_stats(frame, alpha=ALPHA)]
     ranking = None
-    if len(firsts) and len(models_in(firsts)) >= 2:
-        ranking = bradley_terry(
-            frame, models=[adapted, original], rounds=rounds, seed=seed, level=LEVEL
-        ).to_dict()
+    two = [adapted, original]
+    pair = frame.loc[frame["model_a"].isin(two) & frame["model_b"].isin(two)]
+    if len(models_in(first_votes(pair))) >= 2:  # votes of any other model are not rated
+        ranking = bradley_terry(pair, models=two, rounds=rounds, seed=seed, level=LEVEL).to_dict()
     power = votes_needed(v.wins, v.losses, v.n_questions, alpha=ALPHA, power=POWER)
     return plain(
         {

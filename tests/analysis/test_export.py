@@ -20,12 +20,14 @@ from django.urls import reverse
 from sbs.analysis import exports, services
 from sbs.analysis.models import ReportCache
 from sbs.analysis.report import SECTIONS
-from sbs.analysis.tasks import compute_report
-from sbs.studies.models import Answer, Assignment, ModelEntry, Question
+from sbs.catalog.models import ModelEntry
+from sbs.questions.models import Question
+from sbs.studies.models import Answer, Assignment
 from sbs.voting.models import Vote
 from sbs.voting.services import vote_record
 from tests.analysis.test_report_fixtures import fast_users, make_voted_study  # noqa: F401
 from tests.htmlcheck import script_problems
+from workers.tasks import compute_report
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_users")]
 

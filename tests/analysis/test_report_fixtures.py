@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from sbs.studies.models import Assignment, ModelEntry, Study
+from sbs.catalog.models import ModelEntry
+from sbs.studies.models import Assignment, Study
 from sbs.voting.services import vote_record
 from tests import factories
 

@@ -16,7 +16,6 @@ from django.utils import timezone
 from sbs.analysis import services
 from sbs.analysis.models import ReportCache
 from sbs.analysis.selectors import study_vote_frame
-from sbs.analysis.tasks import compute_report
 from sbs.studies.models import Answer
 from tests import factories
 from tests.analysis.test_report_fixtures import (  # noqa: F401
@@ -26,6 +25,7 @@ from tests.analysis.test_report_fixtures import (  # noqa: F401
     model_rows,
 )
 from tests.htmlcheck import script_problems
+from workers.tasks import compute_report
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_users")]
 
