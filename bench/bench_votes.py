@@ -139,8 +139,10 @@ def setup_study(n_annotators: int, n_questions: int) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
 
+    from sbs.catalog.models import ModelEntry
+    from sbs.questions import services as question_services
     from sbs.studies import services
-    from sbs.studies.models import Answer, GenerationRun, ModelEntry, Study
+    from sbs.studies.models import Answer, GenerationRun, Study
 
     User = get_user_model()
     hashed = make_password(PASSWORD)  # hashed once: 50 create_user calls would take ~30 s
@@ -160,7 +162,7 @@ def setup_study(n_annotators: int, n_questions: int) -> dict[str, Any]:
         q["id"] = f"{q['id']}-{i // len(demo)}" if i >= len(demo) else q["id"]
         rows.append(q)
     by_id = {q["id"]: q for q in rows}
-    qset = services.question_set_import(
+    qset = question_services.question_set_import(
         name="bench questions",
         data="\n".join(json.dumps(q, ensure_ascii=False) for q in rows).encode(),
         filename="bench.jsonl",

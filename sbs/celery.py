@@ -16,7 +16,7 @@ from sbs.core.queues import Queue
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sbs.settings")
 
 
-app = Celery("sbs", include=["workers.tasks", "sbs.analysis.tasks"])
+app = Celery("sbs", include=["workers.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_queues=[KombuQueue(q.value) for q in Queue],

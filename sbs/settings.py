@@ -58,10 +58,12 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "sbs.core",
-    "sbs.studies",  # before staticfiles: its runserver (TCP_NODELAY) takes precedence
+    "sbs.core",  # before staticfiles: its runserver (TCP_NODELAY) takes precedence
     "django.contrib.staticfiles",
     "sbs.accounts",
+    "sbs.catalog",
+    "sbs.questions",
+    "sbs.studies",
     "sbs.voting",
     "sbs.analysis",
 ]
@@ -174,7 +176,7 @@ QUESTION_FILE_MAX_BYTES = env_int("QUESTION_FILE_MAX_BYTES", 20 * 1024**2)
 if MAX_UPLOAD_BYTES <= 0 or QUESTION_FILE_MAX_BYTES <= 0:
     raise ImproperlyConfigured("MAX_UPLOAD_BYTES and QUESTION_FILE_MAX_BYTES must be positive")
 FILE_UPLOAD_HANDLERS = [
-    "sbs.studies.forms.UploadLimitHandler",
+    "sbs.core.uploads.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from adaptation.shipped import smollm2_gguf
-from workers.queues import Queue, worker_argv
+from sbs.core.queues import Queue, worker_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from sbs.accounts.roles import make_researcher
+from sbs.catalog import services as catalog_services
+from sbs.catalog.models import ModelEntry
+from sbs.questions import services as question_services
+from sbs.questions.models import QuestionSet
 from sbs.studies import services
-from sbs.studies.models import Answer, GenerationRun, ModelEntry, QuestionSet, Study
+from sbs.studies.models import Answer, GenerationRun, Study
 
 CATEGORIES = ["general_knowledge", "reasoning_over_text", "text_understanding", "instructions_creative"]  # fmt: skip
 
@@ -37,13 +41,13 @@ def question_set(n: int = 6, name: str = "qs") -> QuestionSet:
         )
         for i in range(n)
     ]
-    return services.question_set_import(
+    return question_services.question_set_import(
         name=name, data="\n".join(lines).encode(), filename=f"{name}.jsonl"
     )
 
 
 def model_entry(name: str, source: Path) -> ModelEntry:
-    return services.model_register(name=name, source=source)
+    return catalog_services.model_register(name=name, source=source)
 
 
 def draft_study(owner: Any, models: tuple[ModelEntry, ModelEntry], n: int = 6, **kw: Any) -> Study:

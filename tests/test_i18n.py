@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from sbs.studies.models import QuestionSet
+from sbs.questions.models import QuestionSet
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def test_an_import_error_is_explained_in_russian(client, russian_default):
 
     client.force_login(factories.researcher())
     data = "question\nпервый вопрос\n".encode("cp1251")
-    response = client.post(reverse("studies:question_sets"),
+    response = client.post(reverse("questions:sets"),
                            {"name": "x", "file": SimpleUploadedFile("x.csv", data)})  # fmt: skip
     html = response.content.decode()
     assert "строка 2" in html.lower() and "UTF-8" in html

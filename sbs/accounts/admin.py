@@ -7,5 +7,14 @@ password or puts someone in the researchers group. Its log-in is Django's, given
 from django.contrib import admin
 
 from sbs.accounts.forms import ThrottledAdminAuthenticationForm
+from sbs.accounts.models import Invite
+from sbs.core.admin import ReadOnlyAdmin
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
+
+
+@admin.register(Invite)
+class InviteAdmin(ReadOnlyAdmin):
+    """Only digests are stored; issue and re-issue links from the study page."""
+
+    list_display = ("user", "created_by", "created_at", "used_at")

@@ -24,8 +24,8 @@ from sbs.analysis import selectors
 from sbs.analysis.figures import report_figures_all_languages
 from sbs.analysis.models import ReportCache
 from sbs.analysis.report import SCHEMA, build_preliminary, build_report
+from sbs.core.queues import Queue
 from sbs.studies.models import Study
-from workers.queues import Queue
 
 BOOTSTRAP_ROUNDS = 1000
 # A job not started (or not finished) after this long is presumed lost and sent again.
@@ -60,9 +60,11 @@ def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
 
 
 def _enqueue(report_id: int) -> None:
-    from sbs.analysis.tasks import compute_report
+    from sbs.celery import app
 
-    transaction.on_commit(lambda: compute_report.apply_async(args=[report_id], queue=Queue.DEFAULT))
+    transaction.on_commit(
+        lambda: app.send_task("workers.tasks.compute_report", args=[report_id], queue=Queue.DEFAULT)
+    )
 
 
 def report_request(*, study: Study) -> ReportCache:

@@ -1,232 +1,31 @@
-"""Writes for question sets, models, studies and generation runs."""
+"""Writes for studies, generation runs, answers, pairs and assignments."""
 
 from __future__ import annotations
 
 import re
-import secrets
-import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q
-from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from adaptation.generate import GenerationSettings
 from sbs.accounts.services import invite_issue
+from sbs.catalog.models import ModelEntry
 from sbs.core import jobs
-from sbs.studies import importers, modelfiles
+from sbs.core.errors import ServiceError
+from sbs.questions.models import QuestionSet
 from sbs.studies.blinding import plan_key
 from sbs.studies.design import plan_assignments
-from sbs.studies.models import (
-    AdaptationJob,
-    Answer,
-    Assignment,
-    GenerationRun,
-    ModelEntry,
-    ModelImportJob,
-    Pair,
-    Question,
-    QuestionSet,
-    Study,
-)
+from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
 from sbs.studies.selfid import names_itself
 
+__all__ = ["ServiceError"]
+
 User = get_user_model()
-
-
-class ServiceError(ValueError):
-    """A refusal with a message meant for the person who asked."""
-
-
-# --- question sets -----------------------------------------------------------------------
-
-
-@transaction.atomic
-def question_set_import(
-    *, name: str, data: bytes, filename: str, user: Any = None, language: str = "ru"
-) -> QuestionSet:
-    """Validate the whole file, then write the set and its questions in one transaction."""
-    name = name.strip()
-    if not name:
-        raise ServiceError(_("The question set needs a name."))
-    parsed = importers.parse_questions(data, importers.detect_format(filename))
-    if QuestionSet.objects.filter(name=name).exists():
-        raise ServiceError(_("A question set named “%(name)s” already exists.") % {"name": name})
-    qset = QuestionSet.objects.create(
-        name=name, language=language, sha256=importers.content_sha256(parsed), created_by=user
-    )
-    Question.objects.bulk_create(
-        Question(
-            question_set=qset,
-            external_id=q.external_id,
-            text=q.text,
-            category=q.category,
-            reference=q.reference,
-            position=i,
-        )
-        for i, q in enumerate(parsed)
-    )
-    return qset
-
-
-# --- models ------------------------------------------------------------------------------
-
-
-def model_register(
-    *,
-    name: str,
-    source: Path | None = None,
-    server_path: str | None = None,
-    user: Any = None,
-    parent: ModelEntry | None = None,
-    recipe: dict[str, Any] | None = None,
-) -> ModelEntry:
-    """Check the files (no pickles, no code), copy them into MODEL_STORE, add the entry.
-
-    Give exactly one of ``source``, a path this program chose (an upload it staged, a worker's
-    output, a shipped model), or ``server_path``, a path a person typed: that one must lie
-    under MODEL_IMPORT_ROOTS and is read without following links
-    (:func:`modelfiles.install_from_server_path`); every path that cannot be used gets the
-    same message, so the answer tells nothing about other files on the server.
-    """
-    if (source is None) == (server_path is None):
-        raise ValueError("give exactly one of source and server_path")
-    name = name.strip()
-    if not name:
-        raise ServiceError(_("The model needs a name."))
-    if ModelEntry.objects.filter(name=name).exists():
-        raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name})
-    store = Path(settings.MODEL_STORE)
-    store.mkdir(parents=True, exist_ok=True)
-    slug = f"{slugify(name) or 'model'}-{secrets.token_hex(4)}"
-    limit = settings.MODEL_ARCHIVE_MAX_BYTES
-    if source is not None:
-        inspection = modelfiles.install_model(Path(source), store, slug, max_total_bytes=limit)
-    else:
-        inspection = _install_server_path(server_path or "", store, slug)
-    relative = inspection.root.relative_to(store)
-    try:
-        return ModelEntry.objects.create(
-            name=name,
-            kind=inspection.kind,
-            path=str(relative),
-            architecture=inspection.architecture or "",
-            tokenizer_class=inspection.tokenizer_class or "",
-            total_bytes=inspection.total_bytes,
-            sha256=inspection.sha256,
-            parent=parent,
-            recipe=recipe or {},
-            created_by=user,
-        )
-    except IntegrityError as exc:
-        raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name}) from exc
-
-
-def _install_server_path(server_path: str, store: Path, slug: str) -> modelfiles.ModelInspection:
-    """Install from a path a person typed, confined to MODEL_IMPORT_ROOTS; every path that
-    cannot be used gets one message (nothing about other files on the server)."""
-    roots = list(settings.MODEL_IMPORT_ROOTS)
-    try:
-        return modelfiles.install_from_server_path(
-            server_path, roots, store, slug, max_total_bytes=settings.MODEL_ARCHIVE_MAX_BYTES
-        )
-    except modelfiles.ServerPathError as exc:
-        if exc.disabled:
-            raise ServiceError(_import_disabled()) from None
-        raise ServiceError(
-            _(
-                "“%(path)s”: no model folder or file by this name can be read under the "
-                "folders models may be registered from (MODEL_IMPORT_ROOTS: %(roots)s)."
-            )
-            % {"path": server_path, "roots": ", ".join(roots)}
-        ) from None
-
-
-def _import_disabled() -> str:
-    return _(
-        "Registering a model by a path on the server is switched off "
-        "(MODEL_IMPORT_ROOTS is empty); upload the model instead."
-    )
-
-
-def model_import_start(
-    *, name: str, server_path: str, user: Any = None, parent: ModelEntry | None = None
-) -> ModelImportJob:
-    """Reserve the name and send the import to a worker; the request copies nothing."""
-    name = name.strip()
-    if not name:
-        raise ServiceError(_("The model needs a name."))
-    if not settings.MODEL_IMPORT_ROOTS:
-        raise ServiceError(_import_disabled())
-    try:
-        with transaction.atomic():
-            reserved = ModelEntry.objects.create(
-                name=name, kind=ModelEntry.Kind.HF_FOLDER, path="", sha256="", parent=parent,
-                ready=False, created_by=user,
-            )  # fmt: skip
-            job = ModelImportJob.objects.create(
-                name=name, server_path=server_path.strip()[:1000], parent=parent,
-                result=reserved, created_by=user,
-            )  # fmt: skip
-            jobs.enqueue(job)
-    except IntegrityError as exc:
-        raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name}) from exc
-    return job
-
-
-def model_import_run(*, lease: jobs.Lease) -> ModelEntry:
-    """The worker's half: check and copy the files, fill the reserved entry, finish."""
-    job = ModelImportJob.objects.select_related("result").get(pk=lease.pk)
-    entry = job.result
-    if entry is None:
-        raise ServiceError("the import job has no reserved model entry")
-    store = Path(settings.MODEL_STORE)
-    store.mkdir(parents=True, exist_ok=True)
-    slug = f"{slugify(job.name) or 'model'}-{secrets.token_hex(4)}"
-    inspection = _install_server_path(job.server_path, store, slug)
-    try:
-        with lease.guard():
-            ModelEntry.objects.filter(pk=entry.pk, ready=False).update(
-                **_entry_fields(inspection, store), ready=True
-            )
-            jobs.job_finish(lease)
-    except jobs.LeaseLost:
-        shutil.rmtree(inspection.root, ignore_errors=True)
-        raise
-    entry.refresh_from_db()
-    return entry
-
-
-def model_import_refused(*, lease: jobs.Lease, error: str) -> None:
-    """A refused import fails for good and frees its name."""
-    with lease.guard():
-        jobs.job_fail(lease, error=error)
-        ModelEntry.objects.filter(made_by_import__pk=lease.pk, ready=False).delete()
-
-
-def _entry_fields(inspection: modelfiles.ModelInspection, store: Path) -> dict[str, Any]:
-    return {
-        "kind": inspection.kind,
-        "path": str(inspection.root.relative_to(store)),
-        "architecture": inspection.architecture or "",
-        "tokenizer_class": inspection.tokenizer_class or "",
-        "total_bytes": inspection.total_bytes,
-        "sha256": inspection.sha256,
-    }
-
-
-def model_path(entry: ModelEntry) -> Path:
-    path = Path(entry.path)
-    return path if path.is_absolute() else Path(settings.MODEL_STORE) / path
-
-
-# --- studies -----------------------------------------------------------------------------
 
 
 def study_create(
@@ -423,9 +222,6 @@ def study_reopen(*, study: Study) -> bool:
     )
 
 
-# --- runs (called by the worker) -------------------------------------------------------
-
-
 def run_claim(*, run_id: int, worker: str, device: str, max_attempts: int) -> jobs.Lease | None:
     """Claim a generation run; its answers are upserts on (run, question)."""
     return jobs.job_claim(
@@ -526,103 +322,6 @@ def regeneration_offsets(*, run: GenerationRun) -> dict[int, int]:
             "question_id", "regenerations"
         )
     )
-
-
-# --- adaptation jobs ---------------------------------------------------------------------
-
-
-def adaptation_start(
-    *, parent: ModelEntry, name: str, config: dict[str, Any], user: Any = None
-) -> AdaptationJob:
-    """Reserve the result's name, create the job row, send it to the GPU queue on commit.
-
-    The reservation is a model entry without files (``ready=False``): nobody can register
-    another model under that name while the job runs, and the job installs its result into
-    exactly that entry, never into one found by name.
-    """
-    from adaptation.pipeline import PipelineConfig
-
-    name = name.strip()
-    if not name:
-        raise ServiceError(_("The adapted model needs a name."))
-    checked = PipelineConfig.from_dict(config).to_dict()  # refuses bad values before queueing
-    try:
-        with transaction.atomic():
-            reserved = _reserve_model_name(name=name, parent=parent, user=user)
-            job = AdaptationJob.objects.create(
-                parent=parent, name=name, config=checked, created_by=user, result=reserved
-            )
-            jobs.enqueue(job)
-    except IntegrityError as exc:
-        raise ServiceError(
-            _("A model named “%(name)s” already exists or is being made.") % {"name": name}
-        ) from exc
-    return job
-
-
-def _reserve_model_name(*, name: str, parent: ModelEntry, user: Any) -> ModelEntry:
-    return ModelEntry.objects.create(
-        name=name, kind=ModelEntry.Kind.HF_FOLDER, path="", sha256="", parent=parent,
-        ready=False, created_by=user,
-    )  # fmt: skip
-
-
-def adaptation_requeue(*, job: AdaptationJob) -> None:
-    """Send an unfinished adaptation job again; its pipeline resumes from the last step."""
-    with transaction.atomic():
-        if job.result_id is None:
-            reserved = _reserve_model_name(name=job.name, parent=job.parent, user=job.created_by)
-            AdaptationJob.objects.filter(pk=job.pk).update(result=reserved)
-        jobs.job_requeue(job)
-
-
-def adaptation_claim(
-    *, job_id: int, worker: str, device: str, max_attempts: int
-) -> jobs.Lease | None:
-    """Claim an adaptation job; its pipeline skips the steps already done."""
-    return jobs.job_claim(
-        AdaptationJob, job_id, worker=worker, device=device, max_attempts=max_attempts
-    )
-
-
-def adaptation_finish(*, lease: jobs.Lease, model_dir: Path, summary: dict[str, Any]) -> ModelEntry:
-    """Install the adapted model into the entry reserved for it, under the job's lease."""
-    job = AdaptationJob.objects.select_related("result").get(pk=lease.pk)
-    entry = job.result
-    if entry is None:
-        raise ServiceError("the adaptation job has no reserved model entry")
-    if entry.ready:  # installed by an earlier attempt that died before finishing the job
-        with lease.guard():
-            jobs.job_finish(lease, summary=summary, step="done")
-        return entry
-    store = Path(settings.MODEL_STORE)
-    store.mkdir(parents=True, exist_ok=True)
-    slug = f"{slugify(job.name) or 'model'}-{secrets.token_hex(4)}"
-    inspection = modelfiles.install_model(
-        Path(model_dir), store, slug, max_total_bytes=settings.MODEL_ARCHIVE_MAX_BYTES
-    )
-    try:
-        with lease.guard():
-            ModelEntry.objects.filter(pk=entry.pk, ready=False).update(
-                kind=inspection.kind,
-                path=str(inspection.root.relative_to(store)),
-                architecture=inspection.architecture or "",
-                tokenizer_class=inspection.tokenizer_class or "",
-                total_bytes=inspection.total_bytes,
-                sha256=inspection.sha256,
-                recipe={
-                    "method": "russian_vocabulary_adaptation",
-                    "config": job.config,
-                    "steps": summary,
-                },
-                ready=True,
-            )
-            jobs.job_finish(lease, summary=summary, step="done")
-    except jobs.LeaseLost:
-        shutil.rmtree(inspection.root, ignore_errors=True)  # another holder installs its own
-        raise
-    entry.refresh_from_db()
-    return entry
 
 
 def answer_set_excluded(*, study: Study, answer_id: int, excluded: bool) -> bool:

@@ -20,16 +20,9 @@ from django.db import models, transaction
 from django.utils.dateparse import parse_datetime
 
 from sbs.accounts.roles import is_researcher
-from sbs.studies.models import (
-    Answer,
-    Assignment,
-    GenerationRun,
-    ModelEntry,
-    Pair,
-    Question,
-    QuestionSet,
-    Study,
-)
+from sbs.catalog.models import ModelEntry
+from sbs.questions.models import Question, QuestionSet
+from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
 from sbs.voting.models import Vote, VoteRevision
 
 FORMAT = "sbs-study"

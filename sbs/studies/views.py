@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.contrib import messages
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,138 +15,14 @@ from sbs.accounts import services as account_services
 from sbs.accounts.roles import researcher_required
 from sbs.studies import services
 from sbs.studies.forms import (
-    AdaptForm,
     AddAnnotatorsForm,
-    ModelRegisterForm,
-    QuestionImportForm,
     StudyCreateForm,
 )
-from sbs.studies.importers import QuestionFileError
-from sbs.studies.modelfiles import ModelFileError
-from sbs.studies.models import (
-    AdaptationJob,
-    Answer,
-    ModelEntry,
-    ModelImportJob,
-    Pair,
-    QuestionSet,
-    Study,
-)
+from sbs.studies.models import Answer, Pair, Study
 
 
 def _own_study(request: HttpRequest, pk: int) -> Study:
     return get_object_or_404(Study, pk=pk, owner=request.user)
-
-
-@researcher_required
-def question_sets(request: HttpRequest) -> HttpResponse:
-    form = QuestionImportForm(request.POST or None, request.FILES or None)
-    errors: list[str] = []
-    if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        try:
-            qset = services.question_set_import(
-                name=form.cleaned_data["name"],
-                data=upload.read(),
-                filename=upload.name,
-                user=request.user,
-            )
-        except QuestionFileError as exc:
-            errors = [str(e) for e in exc.errors]
-        except services.ServiceError as exc:
-            errors = [str(exc)]
-        else:
-            messages.success(
-                request, _("Imported %(n)d questions.") % {"n": qset.questions.count()}
-            )
-            return redirect("studies:question_sets")
-    sets = QuestionSet.objects.annotate(n=Count("questions"))
-    return render(
-        request, "studies/question_sets.html", {"form": form, "sets": sets, "errors": errors}
-    )
-
-
-@researcher_required
-def question_set_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    qset = get_object_or_404(QuestionSet, pk=pk)
-    return render(
-        request,
-        "studies/question_set_detail.html",
-        {"qset": qset, "questions": qset.questions.all()},
-    )
-
-
-@researcher_required
-def models_list(request: HttpRequest) -> HttpResponse:
-    form = ModelRegisterForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            if data["archive"]:
-                upload = data["archive"]
-                suffix = "".join(Path(upload.name).suffixes[-2:]) or ".bin"
-                with tempfile.TemporaryDirectory() as tmp:
-                    staged = Path(tmp) / f"upload{suffix}"
-                    with staged.open("wb") as handle:
-                        for chunk in upload.chunks():
-                            handle.write(chunk)
-                    entry = services.model_register(
-                        name=data["name"], source=staged, user=request.user, parent=data["parent"]
-                    )
-            else:
-                services.model_import_start(
-                    name=data["name"],
-                    server_path=data["path"].strip(),
-                    user=request.user,
-                    parent=data["parent"],
-                )
-                messages.success(
-                    request,
-                    _(
-                        "Import started: a worker checks and copies the files; the model appears here when it is done."
-                    ),
-                )
-                return redirect("studies:models")
-        except (ModelFileError, services.ServiceError) as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, _("Model %(name)s registered.") % {"name": entry.name})
-            return redirect("studies:models")
-    jobs = AdaptationJob.objects.select_related("parent", "result")[:50]
-    imports = ModelImportJob.objects.select_related("parent")[:50]
-    running = any(j.active for j in jobs) or any(j.active for j in imports)
-    return render(
-        request,
-        "studies/models.html",
-        {
-            "form": form,
-            "models": ModelEntry.objects.ready().select_related("parent"),
-            "jobs": jobs,
-            "imports": imports,
-            "refresh": running,
-        },  # fmt: skip
-    )
-
-
-@researcher_required
-def model_adapt(request: HttpRequest, pk: int) -> HttpResponse:
-    """Adapt a model to Russian: the job runs on a GPU-queue worker and registers the result."""
-    parent = get_object_or_404(ModelEntry.objects.ready(), pk=pk)
-    form = AdaptForm(request.POST or None, initial={"name": f"{parent.name}-ru"})
-    if request.method == "POST" and form.is_valid():
-        config = {k: v for k, v in form.cleaned_data.items() if k != "name" and v is not None}
-        try:
-            services.adaptation_start(
-                parent=parent, name=form.cleaned_data["name"], config=config, user=request.user
-            )
-        except (services.ServiceError, ValueError) as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(
-                request, _("Adaptation started; the new model appears here when it is done.")
-            )
-            return redirect("studies:models")
-    return render(request, "studies/adapt.html", {"form": form, "parent": parent})
 
 
 @researcher_required

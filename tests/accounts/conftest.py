@@ -11,8 +11,9 @@ from django.core.cache import caches
 from django.test import Client
 from django.urls import reverse
 
+from sbs.catalog.models import ModelEntry
 from sbs.studies import services
-from sbs.studies.models import ModelEntry, Study
+from sbs.studies.models import Study
 from tests import factories
 
 INVITE_LINK = re.compile(r"http://testserver/invite/#([\w-]+)")

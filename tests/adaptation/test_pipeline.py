@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from adaptation.modelfiles import inspect_model_path
 from adaptation.pipeline import PipelineConfig, run_pipeline
-from sbs.studies.modelfiles import inspect_model_path
 
 CONFIG = PipelineConfig(vocab_size=600, train_steps=2, lora_steps=2, batch_size=2, seq_len=32,
                         max_corpus_lines=3000, heldout_lines=20)  # fmt: skip

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from sbs.catalog.models import ModelEntry
 from sbs.core import jobs
 from sbs.studies import services
-from sbs.studies.models import Answer, GenerationRun, ModelEntry
+from sbs.studies.models import Answer, GenerationRun
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -24,8 +24,8 @@ LOGIN = reverse("login")
 # visitors are still kept out of them. Question sets and models are a shared library: their
 # list pages and the study form offer every researcher every set and every model.
 SHARED_BETWEEN_RESEARCHERS = {
-    "studies:question_set": "question sets are a library shared by all researchers",
-    "studies:adapt": "models are a library shared by all researchers",
+    "questions:detail": "question sets are a library shared by all researchers",
+    "catalog:adapt": "models are a library shared by all researchers",
 }
 
 
@@ -66,7 +66,7 @@ def test_the_walk_sees_the_id_urls_and_skips_only_admin_and_i18n():
     routes = {e.name: e.route for e in endpoints()}
     with_ids = {e.name for e in endpoints() if e.params}
     assert {"studies:detail", "studies:answers", "studies:results", "studies:action",
-            "studies:question_set", "studies:reinvite", "voting:vote", "invite_old_link"} <= with_ids  # fmt: skip
+            "questions:detail", "studies:reinvite", "voting:vote", "invite_old_link"} <= with_ids  # fmt: skip
     assert not any(r.startswith(("admin/", "i18n/")) for r in routes.values())
     assert "studies:list" in routes and "voting:my_studies" in routes
 

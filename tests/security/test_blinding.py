@@ -12,7 +12,8 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import reverse
 
-from sbs.studies.models import ModelEntry, Study
+from sbs.catalog.models import ModelEntry
+from sbs.studies.models import Study
 from tests.security.urlwalk import endpoints
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,9 @@ import pytest
 from django.db import transaction
 from django.db.models import ProtectedError
 
-from sbs.studies.models import Answer, Assignment, GenerationRun, ModelEntry, QuestionSet, Study
+from sbs.catalog.models import ModelEntry
+from sbs.questions.models import QuestionSet
+from sbs.studies.models import Answer, Assignment, GenerationRun, Study
 from sbs.voting.models import Vote
 from sbs.voting.services import vote_record
 
@@ -52,7 +54,7 @@ def test_every_reference_to_a_model_or_question_protects_it():
     """The schema, read from the models, so that no new reference slips in as CASCADE."""
     from django.apps import apps
 
-    from sbs.studies.models import Question
+    from sbs.questions.models import Question
 
     owned = {("Question", "question_set")}  # a set's own questions belong to it
     loose = [

@@ -12,7 +12,8 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from sbs.studies.models import Answer, Assignment, Question, QuestionSet, Study
+from sbs.questions.models import Question, QuestionSet
+from sbs.studies.models import Answer, Assignment, Study
 from sbs.voting.models import Vote
 from sbs.voting.services import vote_record
 from tests.htmlcheck import script_problems
@@ -79,7 +80,7 @@ def test_hostile_text_is_inert_on_every_page_that_shows_it(hostile):
         "answers page": reverse("studies:answers", args=[study.pk]),
         "results page": reverse("studies:results", args=[study.pk]),
         "study page (flagged answers)": reverse("studies:detail", args=[study.pk]),
-        "question set page": reverse("studies:question_set", args=[study.question_set_id]),
+        "question set page": reverse("questions:detail", args=[study.question_set_id]),
         "study list": reverse("studies:list"),
     }.items():
         pages[name] = owner.get(url)

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from sbs.catalog.models import ModelEntry
 from sbs.studies import services
-from sbs.studies.models import Assignment, ModelEntry, Study
+from sbs.studies.models import Assignment, Study
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from sbs.studies.models import Answer, Assignment, GenerationRun, QuestionSet, Study
+from sbs.questions.models import QuestionSet
+from sbs.studies.models import Answer, Assignment, GenerationRun, Study
 from sbs.studies.transfer import TransferError, study_export, study_import
 from sbs.voting.models import Vote, VoteRevision
 from sbs.voting.services import vote_record

@@ -36,7 +36,7 @@ class Endpoint:
     def audience(self) -> str:
         """Who may use it: "researcher" (the owner), "annotator" (one in the study), or
         "public" (no login: login, logout, the invite page and its old link form, home)."""
-        if self.name.startswith("studies:"):
+        if self.name.startswith(("studies:", "catalog:", "questions:")):
             return "researcher"
         if self.name.startswith("voting:"):
             return "annotator"
@@ -92,7 +92,7 @@ def _value(endpoint: Endpoint, name: str, study: Any) -> Any:
         return study.pk  # everything under studies/<pk>/ belongs to a study
     if name == "pk" and route.startswith("studies/models/<int:pk>/"):
         return study.model_a.pk  # a model the study compares
-    if url_name == "studies:question_set" and name == "pk":
+    if url_name == "questions:detail" and name == "pk":
         return study.question_set.pk
     if url_name == "studies:action" and name == "action":
         return "close"

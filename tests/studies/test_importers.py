@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sbs.studies.importers import QuestionFileError, content_sha256, parse_questions
+from sbs.questions.importers import QuestionFileError, content_sha256, parse_questions
 
 
 def test_csv_with_bom_and_optional_columns_parses():

@@ -10,8 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from sbs.studies import services
-from sbs.studies.models import ModelEntry, QuestionSet
+from sbs.catalog.models import ModelEntry
+from sbs.questions import services
+from sbs.questions.models import QuestionSet
 from sbs.studies.transfer import TransferError, export_parse
 from tests import factories
 
@@ -35,7 +36,7 @@ def test_question_file_over_its_limit_is_refused_before_it_is_read(
     monkeypatch.setattr(services, "question_set_import", must_not_run)
     data = b"question\n" + b"x" * 2000 + b"\n"
     response = res_client.post(
-        reverse("studies:question_sets"),
+        reverse("questions:sets"),
         {"name": "big", "file": SimpleUploadedFile("big.csv", data)},
     )
     assert response.status_code == 200
@@ -49,7 +50,7 @@ def test_model_upload_over_the_limit_is_refused_with_the_limit_named(
 ):  # type: ignore[no-untyped-def]
     settings.MAX_UPLOAD_BYTES = 1000
     response = res_client.post(
-        reverse("studies:models"),
+        reverse("catalog:models"),
         {"name": "big", "archive": SimpleUploadedFile("m.gguf", b"GGUF" + b"\0" * 3000)},
     )
     assert response.status_code == 200
@@ -73,7 +74,7 @@ def test_request_far_over_the_upload_limit_is_cut_off_before_it_is_stored(
         TemporaryFileUploadHandler, "new_file", lambda self, *a, **k: started.append(a)
     )
     response = res_client.post(
-        reverse("studies:models"),
+        reverse("catalog:models"),
         {"name": "huge", "archive": SimpleUploadedFile("m.gguf", b"\0" * 50_000)},
     )
     assert response.status_code == 400
@@ -87,7 +88,7 @@ def test_upload_under_the_limit_still_works(res_client, settings, model_store, t
     data = make_gguf(tmp_path / "tiny.gguf").read_bytes()
     settings.MAX_UPLOAD_BYTES = len(data)
     response = res_client.post(
-        reverse("studies:models"),
+        reverse("catalog:models"),
         {"name": "tiny", "archive": SimpleUploadedFile("tiny.gguf", data)},
     )
     assert response.status_code == 302

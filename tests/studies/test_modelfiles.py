@@ -1,4 +1,4 @@
-"""Tests for sbs.studies.modelfiles: what may be registered as a model, and safe installation."""
+"""Tests for adaptation.modelfiles: what may be registered as a model, and safe installation."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from sbs.studies.modelfiles import (
+from adaptation.modelfiles import (
     ModelFileError,
     ModelInspection,
     check_archive,
@@ -610,7 +610,7 @@ def test_failure_after_extraction_removes_the_partial_copy(
 
 def test_module_does_not_import_django():
     code = (
-        "import sys, sbs.studies.modelfiles; "
+        "import sys, adaptation.modelfiles; "
         "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

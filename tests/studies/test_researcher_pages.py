@@ -12,7 +12,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from sbs.accounts.models import Invite
-from sbs.studies.models import Assignment, GenerationRun, ModelEntry, Question, QuestionSet, Study
+from sbs.catalog.models import ModelEntry
+from sbs.questions.models import Question, QuestionSet
+from sbs.studies.models import Assignment, GenerationRun, Study
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +29,7 @@ def res_client(client):
 def test_import_page_saves_a_good_file(res_client):
     data = "id,question,category\nq1,Что такое ДНК?,science\nq2,Сколько будет 2+2?,math\n"
     upload = _upload("set.csv", data.encode("utf-8-sig"))
-    response = res_client.post(reverse("studies:question_sets"), {"name": "Наука", "file": upload})
+    response = res_client.post(reverse("questions:sets"), {"name": "Наука", "file": upload})
     assert response.status_code == 302
     qset = QuestionSet.objects.get(name="Наука")
     assert list(qset.questions.values_list("external_id", "text")) == [("q1", "Что такое ДНК?"), ("q2", "Сколько будет 2+2?")]  # fmt: skip
@@ -36,7 +38,7 @@ def test_import_page_saves_a_good_file(res_client):
 def test_import_page_names_the_bad_line_and_writes_nothing(res_client):
     data = "question,category\nхороший вопрос,a\nплохая строка,b\n".encode("cp1251")
     response = res_client.post(
-        reverse("studies:question_sets"), {"name": "bad", "file": _upload("bad.csv", data)}
+        reverse("questions:sets"), {"name": "bad", "file": _upload("bad.csv", data)}
     )
     html = response.content.decode()
     assert response.status_code == 200
@@ -72,12 +74,12 @@ def test_register_model_page_accepts_a_folder_and_refuses_pickles(
 ):
     """A server path is imported by a worker, not in the request: the page reserves the name
     and the job checks and copies the files (run in-process here)."""
-    from sbs.studies.models import ModelImportJob
+    from sbs.catalog.models import ModelImportJob
     from workers.tasks import import_model
 
     settings.MODEL_IMPORT_ROOTS = [str(tiny_model_dir.parent), str(tmp_path)]
     response = res_client.post(
-        reverse("studies:models"), {"name": "tiny", "path": str(tiny_model_dir)}
+        reverse("catalog:models"), {"name": "tiny", "path": str(tiny_model_dir)}
     )
     assert response.status_code == 302
     reserved = ModelEntry.objects.get(name="tiny")
@@ -92,14 +94,14 @@ def test_register_model_page_accepts_a_folder_and_refuses_pickles(
     evil = tmp_path / "evil"
     shutil.copytree(tiny_model_dir, evil)
     (evil / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
-    response = res_client.post(reverse("studies:models"), {"name": "evil", "path": str(evil)})
+    response = res_client.post(reverse("catalog:models"), {"name": "evil", "path": str(evil)})
     assert response.status_code == 302
     job = ModelImportJob.objects.get(name="evil")
     assert import_model.apply(args=[job.pk]).get() == "refused"
     job.refresh_from_db()
     assert job.status == "failed" and "pytorch_model.bin" in job.error
     assert not ModelEntry.objects.filter(name="evil").exists()  # the name is free again
-    assert "pytorch_model.bin" in res_client.get(reverse("studies:models")).content.decode()
+    assert "pytorch_model.bin" in res_client.get(reverse("catalog:models")).content.decode()
 
 
 def test_register_model_command_refuses_custom_code(

@@ -12,9 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from sbs.studies import modelfiles
-from sbs.studies.modelfiles import ModelFileError, ServerPathError, install_from_server_path
-from sbs.studies.models import ModelEntry
+from adaptation import modelfiles
+from adaptation.modelfiles import ModelFileError, ServerPathError, install_from_server_path
+from sbs.catalog.models import ModelEntry
 from tests import factories
 from tests.studies.test_modelfiles import make_gguf, make_hf_folder
 
@@ -174,7 +174,7 @@ def test_register_page_refuses_a_server_path_when_no_roots_are_configured(
 ):  # type: ignore[no-untyped-def]
     settings.MODEL_IMPORT_ROOTS = []
     response = res_client.post(
-        reverse("studies:models"), {"name": "tiny", "path": str(layout["model"])}
+        reverse("catalog:models"), {"name": "tiny", "path": str(layout["model"])}
     )
     assert response.status_code == 200
     assert "MODEL_IMPORT_ROOTS" in response.content.decode()
@@ -188,14 +188,14 @@ def test_register_page_says_the_same_for_outside_missing_and_linked_paths(
     root = layout["root"]
     settings.MODEL_IMPORT_ROOTS = [str(root)]
     (root / "link-out").symlink_to(layout["outside_model"])
-    from sbs.studies.models import ModelImportJob
+    from sbs.catalog.models import ModelImportJob
     from workers.tasks import import_model
 
     messages = set()
     for n, typed in enumerate(
         (str(layout["outside_model"]), str(root / "absent"), str(root / "link-out"))
     ):
-        response = res_client.post(reverse("studies:models"), {"name": f"x{n}", "path": typed})
+        response = res_client.post(reverse("catalog:models"), {"name": f"x{n}", "path": typed})
         assert response.status_code == 302  # the request only records the wish
         job = ModelImportJob.objects.get(name=f"x{n}")
         assert import_model.apply(args=[job.pk]).get() == "refused"
@@ -205,7 +205,7 @@ def test_register_page_says_the_same_for_outside_missing_and_linked_paths(
     assert "other-model" not in messages.pop()
     assert not ModelEntry.objects.exists()  # refused imports free their names
     response = res_client.post(
-        reverse("studies:models"), {"name": "tiny", "path": str(layout["model"])}
+        reverse("catalog:models"), {"name": "tiny", "path": str(layout["model"])}
     )
     assert response.status_code == 302
     import_model.apply(args=[ModelImportJob.objects.get(name="tiny").pk])

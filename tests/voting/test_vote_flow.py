@@ -142,7 +142,7 @@ def test_annotator_cannot_open_researcher_pages(client, setup):
     study, (ann1, _) = setup
     client.force_login(ann1)
     for url in [reverse("studies:list"), reverse("studies:detail", args=[study.pk]),
-                reverse("studies:results", args=[study.pk]), reverse("studies:models")]:  # fmt: skip
+                reverse("studies:results", args=[study.pk]), reverse("catalog:models")]:  # fmt: skip
         assert client.get(url).status_code == 404
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from sbs.studies.models import AdaptationJob, ModelEntry
+from sbs.catalog.models import AdaptationJob, ModelEntry
 from tests import factories
 from tests.conftest import wait_for
 
@@ -15,10 +15,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 def test_researcher_adapts_a_model_and_it_is_registered_as_its_child(client, two_models, worker):
     parent = two_models[0]
     client.force_login(factories.researcher())
-    page = client.get(reverse("studies:adapt", args=[parent.pk]))
+    page = client.get(reverse("catalog:adapt", args=[parent.pk]))
     assert page.status_code == 200 and f"{parent.name}-ru" in page.content.decode()
     response = client.post(
-        reverse("studies:adapt", args=[parent.pk]),
+        reverse("catalog:adapt", args=[parent.pk]),
         {
             "name": "tiny-ru",
             "vocab_size": 600,
@@ -48,14 +48,14 @@ def test_researcher_adapts_a_model_and_it_is_registered_as_its_child(client, two
     assert child.recipe["config"]["vocab_size"] == 600
     assert child.recipe["steps"]["train"]["steps"] == 2
     assert child.kind == "hf_folder" and child.sha256 != parent.sha256
-    models_page = client.get(reverse("studies:models")).content.decode()
+    models_page = client.get(reverse("catalog:models")).content.decode()
     assert "tiny-ru" in models_page
 
 
 def test_adaptation_with_a_taken_name_is_refused(client, two_models):
     client.force_login(factories.researcher())
     response = client.post(
-        reverse("studies:adapt", args=[two_models[0].pk]),
+        reverse("catalog:adapt", args=[two_models[0].pk]),
         {
             "name": two_models[1].name,
             "vocab_size": 600,
@@ -79,24 +79,29 @@ def test_a_running_adaptation_reserves_its_name_and_installs_into_that_entry(
 ):
     """Nobody can register a model under the name while the job runs (the swap of the old
     code: a look-up by name and parent at the end took whatever held the name then)."""
+    from sbs.catalog import services as catalog_services
     from sbs.core import jobs
     from sbs.studies import services
 
     monkeypatch.setattr(jobs, "_enqueue", lambda model, pk: None)
     parent = two_models[0]
-    job = services.adaptation_start(parent=parent, name="tiny-ru", config={"vocab_size": 600})
+    job = catalog_services.adaptation_start(
+        parent=parent, name="tiny-ru", config={"vocab_size": 600}
+    )
     reserved = ModelEntry.objects.get(name="tiny-ru")
     assert job.result_id == reserved.pk and not reserved.ready
     with pytest.raises(services.ServiceError):  # the swap attempt
-        services.model_register(
-            name="tiny-ru", source=services.model_path(two_models[1]), parent=parent
+        catalog_services.model_register(
+            name="tiny-ru", source=catalog_services.model_path(two_models[1]), parent=parent
         )
     with pytest.raises(services.ServiceError):
-        services.adaptation_start(parent=parent, name="tiny-ru", config={})
+        catalog_services.adaptation_start(parent=parent, name="tiny-ru", config={})
     assert "tiny-ru" not in [m.name for m in ModelEntry.objects.ready()]
-    lease = services.adaptation_claim(job_id=job.pk, worker="w", device="cpu", max_attempts=3)
-    entry = services.adaptation_finish(
-        lease=lease, model_dir=services.model_path(two_models[1]), summary={"train": {}}
+    lease = catalog_services.adaptation_claim(
+        job_id=job.pk, worker="w", device="cpu", max_attempts=3
+    )
+    entry = catalog_services.adaptation_finish(
+        lease=lease, model_dir=catalog_services.model_path(two_models[1]), summary={"train": {}}
     )
     assert entry.pk == reserved.pk and entry.ready and entry.sha256 == two_models[1].sha256
     job.refresh_from_db()

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from sbs.catalog import services as catalog_services
 from sbs.studies import services
 from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
 from tests import factories
@@ -103,7 +104,7 @@ def test_a_broken_model_fails_its_run_with_the_error_on_the_row(two_models, mode
     owner = factories.researcher()
     study = factories.draft_study(owner, two_models, n=3)
     # Damage model B's config after registration, as a bad upload or a disk fault would.
-    config = Path(services.model_path(study.model_b)) / "config.json"
+    config = Path(catalog_services.model_path(study.model_b)) / "config.json"
     config.write_text('{"model_type": "no-such-architecture"}')
     runs = [services.study_start(study=study)][0]
     for run in runs:

@@ -3,5 +3,6 @@
 from workers.tasks.adaptation import adapt_model
 from workers.tasks.generation import generate_run
 from workers.tasks.model_import import import_model
+from workers.tasks.report import compute_report
 
-__all__ = ["adapt_model", "generate_run", "import_model"]
+__all__ = ["adapt_model", "compute_report", "generate_run", "import_model"]

@@ -17,13 +17,13 @@ from workers.tasks.common import fail, worker_name
 def adapt_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
     from adaptation.modelio import pick_device
     from adaptation.pipeline import PipelineConfig, run_pipeline
+    from sbs.catalog import services as catalog_services
+    from sbs.catalog.models import AdaptationJob
     from sbs.core.jobs import job_progress
-    from sbs.studies import services
-    from sbs.studies.models import AdaptationJob
 
     max_attempts = settings.GENERATION_MAX_ATTEMPTS
     device = pick_device("auto")
-    lease = services.adaptation_claim(
+    lease = catalog_services.adaptation_claim(
         job_id=job_id, worker=worker_name(self), device=device, max_attempts=max_attempts
     )
     if lease is None:
@@ -41,7 +41,7 @@ def adapt_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
 
         try:
             result = run_pipeline(
-                services.model_path(job.parent),
+                catalog_services.model_path(job.parent),
                 Path(settings.MODEL_STORE) / ".work" / f"adapt-{job_id}",
                 PipelineConfig.from_dict(job.config),
                 cache_dir=Path(settings.MODEL_CACHE),
@@ -49,7 +49,7 @@ def adapt_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
                 on_progress=progress,
             )
             held.check()
-            services.adaptation_finish(
+            catalog_services.adaptation_finish(
                 lease=lease, model_dir=result.model_dir, summary=result.steps
             )
         except Exception as exc:

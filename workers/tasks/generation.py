@@ -25,6 +25,7 @@ from workers.tasks.common import fail, worker_name
 def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     from adaptation.generate import GeneratedAnswer, GenerationSettings, generate_answers
     from adaptation.modelio import load_model, pick_device
+    from sbs.catalog import services as catalog_services
     from sbs.core.jobs import job_progress
     from sbs.studies import services
     from sbs.studies.models import GenerationRun
@@ -67,7 +68,7 @@ def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
             if len(skip) < len(questions):
                 started = time.perf_counter()
                 loaded = load_model(
-                    services.model_path(run.model),
+                    catalog_services.model_path(run.model),
                     cache_dir=Path(settings.MODEL_CACHE),
                     device=device,
                 )

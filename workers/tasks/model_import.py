@@ -12,10 +12,11 @@ from workers.tasks.common import fail, worker_name
 
 @app.task(bind=True, name="workers.tasks.import_model", acks_late=True, reject_on_worker_lost=True)
 def import_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
+    from adaptation.modelfiles import ModelFileError
+    from sbs.catalog import services as catalog_services
+    from sbs.catalog.models import ModelImportJob
     from sbs.core.jobs import job_claim
     from sbs.studies import services
-    from sbs.studies.modelfiles import ModelFileError
-    from sbs.studies.models import ModelImportJob
 
     max_attempts = settings.GENERATION_MAX_ATTEMPTS
     lease = job_claim(
@@ -25,9 +26,9 @@ def import_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
         return "not claimed"
     with holding(lease):
         try:
-            services.model_import_run(lease=lease)
+            catalog_services.model_import_run(lease=lease)
         except (ModelFileError, services.ServiceError) as exc:  # refused: say why, free the name
-            services.model_import_refused(lease=lease, error=str(exc))
+            catalog_services.model_import_refused(lease=lease, error=str(exc))
             return "refused"
         except Exception as exc:
             return fail(self, lease, exc, max_attempts=max_attempts)

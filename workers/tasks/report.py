@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from workers.celery import app
+from sbs.celery import app
 
 
 @app.task(
+    name="workers.tasks.compute_report",
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=600,

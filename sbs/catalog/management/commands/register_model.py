@@ -3,9 +3,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sbs.studies import services
-from sbs.studies.modelfiles import ModelFileError
-from sbs.studies.models import ModelEntry
+from adaptation.modelfiles import ModelFileError
+from sbs.catalog import services
+from sbs.catalog.models import ModelEntry
 
 
 class Command(BaseCommand):

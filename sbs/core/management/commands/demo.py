@@ -20,9 +20,13 @@ from tqdm import tqdm
 
 from adaptation.shipped import gemma3_gguf, smollm2_gguf
 from sbs.accounts.roles import make_researcher
+from sbs.catalog import services as catalog_services
+from sbs.catalog.models import AdaptationJob, ModelEntry
+from sbs.core.queues import Queue, worker_argv
+from sbs.questions import services as question_services
+from sbs.questions.models import QuestionSet
 from sbs.studies import services
-from sbs.studies.models import AdaptationJob, GenerationRun, ModelEntry, QuestionSet, Study
-from workers.queues import Queue, worker_argv
+from sbs.studies.models import GenerationRun, Study
 
 DEMO_SET = "Демо: 78 вопросов"
 DEMO_STUDY = "Demo: SmolLM2-135M vs its Russian adaptation"
@@ -81,7 +85,7 @@ class Command(BaseCommand):
             entry = ModelEntry.objects.filter(name=name).first()
             if entry is None:
                 self.stdout.write(f"    registering {name} (checking and copying the file)…")
-                entry = services.model_register(name=name, source=locate())
+                entry = catalog_services.model_register(name=name, source=locate())
             self.stdout.write(f"    {name}: {entry.kind}, {entry.total_bytes / 1e6:.0f} MB")
             models[name] = entry
 
@@ -91,7 +95,7 @@ class Command(BaseCommand):
         try:
             self._build(models, worker, opts)
             if opts["serve"]:
-                from sbs.studies.management.commands.serve import gunicorn_argv
+                from sbs.core.management.commands.serve import gunicorn_argv
 
                 self.step(f"Serving {opts['url']} with gunicorn (Ctrl-C to stop)")
                 workers = max(2, os.cpu_count() or 2)
@@ -114,11 +118,11 @@ class Command(BaseCommand):
         if adapted is None:
             job = AdaptationJob.objects.filter(name=ADAPTED).exclude(status="done").first()
             if job is None:
-                job = services.adaptation_start(
+                job = catalog_services.adaptation_start(
                     parent=models[ORIGINAL], name=ADAPTED, config=DEMO_ADAPTATION
                 )
             else:  # an earlier demo was stopped mid-way: resume where its pipeline stopped
-                services.adaptation_requeue(job=job)
+                catalog_services.adaptation_requeue(job=job)
             self._watch_job(job, worker)
             adapted = ModelEntry.objects.ready().get(name=ADAPTED)
         self.stdout.write(
@@ -129,7 +133,7 @@ class Command(BaseCommand):
         self.step("Questions")
         qset = QuestionSet.objects.filter(name=DEMO_SET).first()
         if qset is None:
-            qset = services.question_set_import(
+            qset = question_services.question_set_import(
                 name=DEMO_SET, data=opts["questions"].read_bytes(), filename=opts["questions"].name
             )
         self.stdout.write(f"    {qset.name}: {qset.questions.count()} questions")

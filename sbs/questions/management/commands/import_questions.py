@@ -3,8 +3,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sbs.studies import services
-from sbs.studies.importers import QuestionFileError
+from sbs.questions import services
+from sbs.questions.importers import QuestionFileError
 
 
 class Command(BaseCommand):

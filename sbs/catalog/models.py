@@ -1,0 +1,98 @@
+"""The model catalog: registered models, and the jobs that make them (adaptation, import)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from sbs.core.models import Job
+
+
+class ModelEntryQuerySet(models.QuerySet["ModelEntry"]):
+    def ready(self) -> ModelEntryQuerySet:
+        """Entries with their files installed (not names reserved by a running job)."""
+        return self.filter(ready=True)
+
+
+class ModelEntry(models.Model):
+    class Kind(models.TextChoices):
+        HF_FOLDER = "hf_folder", _("Hugging Face folder")
+        GGUF = "gguf", _("GGUF file")
+
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    path = models.CharField(max_length=1000, help_text="relative to MODEL_STORE, or absolute")
+    architecture = models.CharField(max_length=200, blank=True, default="")
+    tokenizer_class = models.CharField(max_length=200, blank=True, default="")
+    total_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    recipe = models.JSONField(default=dict, blank=True)
+    # False: the name is reserved by an adaptation job that will install the files here.
+    ready = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ModelEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AdaptationJob(Job):
+    """Adapt a registered model to Russian (the research recipe) and register the result."""
+
+    task_name = "workers.tasks.adapt_model"
+    queue = "gpu"
+
+    parent = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="adaptation_jobs")
+    name = models.CharField(_("name of the adapted model"), max_length=200)
+    config = models.JSONField(default=dict)
+    step = models.CharField(max_length=32, blank=True, default="")
+    summary = models.JSONField(default=dict, blank=True)
+    result = models.OneToOneField(
+        ModelEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="made_by_job"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"adapt {self.parent_id} -> {self.name} ({self.status})"
+
+
+class ModelImportJob(Job):
+    """Register a model from a path on the server: a worker checks and copies the files into
+    the entry reserved for it (the web request only records the wish)."""
+
+    task_name = "workers.tasks.import_model"
+    queue = "default"
+
+    name = models.CharField(_("name"), max_length=200)
+    server_path = models.CharField(max_length=1000)
+    parent = models.ForeignKey(
+        ModelEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    result = models.OneToOneField(
+        ModelEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="made_by_import"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import {self.name} ({self.status})"

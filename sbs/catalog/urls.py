@@ -1,0 +1,9 @@
+from django.urls import path
+
+from sbs.catalog import views
+
+app_name = "catalog"
+urlpatterns = [
+    path("", views.models_list, name="models"),
+    path("<int:pk>/adapt/", views.model_adapt, name="adapt"),
+]

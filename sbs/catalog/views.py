@@ -1,0 +1,90 @@
+"""The researcher's model pages: register, import, adapt."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+
+from adaptation.modelfiles import ModelFileError
+from sbs.accounts.roles import researcher_required
+from sbs.catalog import services
+from sbs.catalog.forms import AdaptForm, ModelRegisterForm
+from sbs.catalog.models import AdaptationJob, ModelEntry, ModelImportJob
+
+
+@researcher_required
+def models_list(request: HttpRequest) -> HttpResponse:
+    form = ModelRegisterForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["archive"]:
+                upload = data["archive"]
+                suffix = "".join(Path(upload.name).suffixes[-2:]) or ".bin"
+                with tempfile.TemporaryDirectory() as tmp:
+                    staged = Path(tmp) / f"upload{suffix}"
+                    with staged.open("wb") as handle:
+                        for chunk in upload.chunks():
+                            handle.write(chunk)
+                    entry = services.model_register(
+                        name=data["name"], source=staged, user=request.user, parent=data["parent"]
+                    )
+            else:
+                services.model_import_start(
+                    name=data["name"],
+                    server_path=data["path"].strip(),
+                    user=request.user,
+                    parent=data["parent"],
+                )
+                messages.success(
+                    request,
+                    _(
+                        "Import started: a worker checks and copies the files; the model appears here when it is done."
+                    ),
+                )
+                return redirect("catalog:models")
+        except (ModelFileError, services.ServiceError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("Model %(name)s registered.") % {"name": entry.name})
+            return redirect("catalog:models")
+    jobs = AdaptationJob.objects.select_related("parent", "result")[:50]
+    imports = ModelImportJob.objects.select_related("parent")[:50]
+    running = any(j.active for j in jobs) or any(j.active for j in imports)
+    return render(
+        request,
+        "catalog/models.html",
+        {
+            "form": form,
+            "models": ModelEntry.objects.ready().select_related("parent"),
+            "jobs": jobs,
+            "imports": imports,
+            "refresh": running,
+        },  # fmt: skip
+    )
+
+
+@researcher_required
+def model_adapt(request: HttpRequest, pk: int) -> HttpResponse:
+    """Adapt a model to Russian: the job runs on a GPU-queue worker and registers the result."""
+    parent = get_object_or_404(ModelEntry.objects.ready(), pk=pk)
+    form = AdaptForm(request.POST or None, initial={"name": f"{parent.name}-ru"})
+    if request.method == "POST" and form.is_valid():
+        config = {k: v for k, v in form.cleaned_data.items() if k != "name" and v is not None}
+        try:
+            services.adaptation_start(
+                parent=parent, name=form.cleaned_data["name"], config=config, user=request.user
+            )
+        except (services.ServiceError, ValueError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request, _("Adaptation started; the new model appears here when it is done.")
+            )
+            return redirect("catalog:models")
+    return render(request, "catalog/adapt.html", {"form": form, "parent": parent})
