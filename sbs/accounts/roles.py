@@ -8,19 +8,25 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import AnonymousUser, Group, User
 from django.http import Http404, HttpRequest, HttpResponse
 
 from sbs.accounts.models import RESEARCHERS_GROUP
 
 
-def is_researcher(user: Any) -> bool:
+class AuthedRequest(HttpRequest):
+    """The request of a view behind ``login_required`` or ``researcher_required``."""
+
+    user: User
+
+
+def is_researcher(user: User | AnonymousUser) -> bool:
     if not user.is_authenticated:
         return False
     return bool(user.is_superuser or user.groups.filter(name=RESEARCHERS_GROUP).exists())
 
 
-def make_researcher(user: Any) -> None:
+def make_researcher(user: User) -> None:
     group, _ = Group.objects.get_or_create(name=RESEARCHERS_GROUP)
     user.groups.add(group)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from sbs.accounts.models import Invite
@@ -18,7 +18,7 @@ class AccountInvite:
     """``state``: "password" (has set one), "invited" (an unused link, valid until
     ``expires_at``), "expired" (its link expired), "none" (no link: imported, or withdrawn)."""
 
-    user: Any
+    user: User
     state: str
     expires_at: datetime | None = None
 
@@ -27,7 +27,7 @@ class AccountInvite:
         return self.state != "password"
 
 
-def accounts_with_invites(*, users: Iterable[Any]) -> list[AccountInvite]:
+def accounts_with_invites(*, users: Iterable[User]) -> list[AccountInvite]:
     users = list(users)
     pending = {
         invite.user_id: invite

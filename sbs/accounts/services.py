@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -70,7 +71,7 @@ def _expired() -> InviteError:
     )
 
 
-def _refusal(user: Any) -> str | None:
+def _refusal(user: User) -> str | None:
     """Why this account may not be invited, or None."""
     name = user.get_username()
     if not user.is_active:
@@ -87,7 +88,7 @@ def _refusal(user: Any) -> str | None:
     return None
 
 
-def invite_issue(*, user: Any, created_by: Any) -> str:
+def invite_issue(*, user: User, created_by: User | None) -> str:
     """A new one-time token for ``user``; every earlier unused invite of theirs is withdrawn.
 
     Returns the token, to be shown once (as ``invite_path(token)``) and never stored.
@@ -105,7 +106,7 @@ def invite_issue(*, user: Any, created_by: Any) -> str:
     return token
 
 
-def invite_reissue(*, study: Any, user: Any, requested_by: Any) -> str:
+def invite_reissue(*, study: Any, user: User, requested_by: User) -> str:
     """A researcher's new link for an annotator of their study (the old one stops working).
 
     Only for an account that annotates the researcher's studies alone: otherwise one
@@ -142,7 +143,7 @@ def invite_pending(*, token: str) -> Invite:
     return invite
 
 
-def invite_redeem(*, token: str, password: str) -> Any:
+def invite_redeem(*, token: str, password: str) -> User:
     """Set the invited account's password and spend the invite; returns the user.
 
     Raises ``InviteError`` for a token that no longer opens anything, and Django's

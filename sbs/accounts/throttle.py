@@ -118,7 +118,7 @@ def client_address(request: HttpRequest) -> str:
     forwarded = [part for part in forwarded if part]
     if len(forwarded) < hops:
         return remote
-    return forwarded[-hops]
+    return str(forwarded[-hops])
 
 
 def login_retry_after(*, username: str, address: str) -> int:

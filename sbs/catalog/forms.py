@@ -23,7 +23,7 @@ class ModelRegisterForm(forms.Form):
         label=_("Adapted from"), queryset=ModelEntry.objects.ready(), required=False
     )
 
-    def clean_archive(self) -> UploadedFile | None:
+    def clean_archive(self) -> UploadedFile[Any] | None:
         upload = self.cleaned_data.get("archive")
         refuse_if_larger(upload, settings.MAX_UPLOAD_BYTES, _("The uploaded file"))
         return upload

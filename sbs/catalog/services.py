@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -25,7 +26,7 @@ def model_register(
     name: str,
     source: Path | None = None,
     server_path: str | None = None,
-    user: Any = None,
+    user: User | None = None,
     parent: ModelEntry | None = None,
     recipe: dict[str, Any] | None = None,
 ) -> ModelEntry:
@@ -98,7 +99,7 @@ def _import_disabled() -> str:
 
 
 def model_import_start(
-    *, name: str, server_path: str, user: Any = None, parent: ModelEntry | None = None
+    *, name: str, server_path: str, user: User | None = None, parent: ModelEntry | None = None
 ) -> ModelImportJob:
     """Reserve the name and send the import to a worker; the request copies nothing."""
     name = name.strip()
@@ -169,7 +170,7 @@ def model_path(entry: ModelEntry) -> Path:
 
 
 def adaptation_start(
-    *, parent: ModelEntry, name: str, config: dict[str, Any], user: Any = None
+    *, parent: ModelEntry, name: str, config: dict[str, Any], user: User | None = None
 ) -> AdaptationJob:
     """Reserve the result's name, create the job row, send it to the GPU queue on commit.
 
@@ -197,7 +198,7 @@ def adaptation_start(
     return job
 
 
-def _reserve_model_name(*, name: str, parent: ModelEntry, user: Any) -> ModelEntry:
+def _reserve_model_name(*, name: str, parent: ModelEntry, user: User | None) -> ModelEntry:
     return ModelEntry.objects.create(
         name=name, kind=ModelEntry.Kind.HF_FOLDER, path="", sha256="", parent=parent,
         ready=False, created_by=user,

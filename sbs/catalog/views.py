@@ -6,19 +6,19 @@ import tempfile
 from pathlib import Path
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 from adaptation.modelfiles import ModelFileError
-from sbs.accounts.roles import researcher_required
+from sbs.accounts.roles import AuthedRequest, researcher_required
 from sbs.catalog import services
 from sbs.catalog.forms import AdaptForm, ModelRegisterForm
 from sbs.catalog.models import AdaptationJob, ModelEntry, ModelImportJob
 
 
 @researcher_required
-def models_list(request: HttpRequest) -> HttpResponse:
+def models_list(request: AuthedRequest) -> HttpResponse:
     form = ModelRegisterForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -70,7 +70,7 @@ def models_list(request: HttpRequest) -> HttpResponse:
 
 
 @researcher_required
-def model_adapt(request: HttpRequest, pk: int) -> HttpResponse:
+def model_adapt(request: AuthedRequest, pk: int) -> HttpResponse:
     """Adapt a model to Russian: the job runs on a GPU-queue worker and registers the result."""
     parent = get_object_or_404(ModelEntry.objects.ready(), pk=pk)
     form = AdaptForm(request.POST or None, initial={"name": f"{parent.name}-ru"})

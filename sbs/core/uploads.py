@@ -39,7 +39,7 @@ class UploadLimitHandler(FileUploadHandler):
         return None
 
 
-def refuse_if_larger(upload: UploadedFile | None, limit: int, what: Any) -> None:
+def refuse_if_larger(upload: UploadedFile[Any] | None, limit: int, what: Any) -> None:
     """Refuse by the size the upload declares, before a byte of it is read."""
     size = (upload.size or 0) if upload is not None else 0
     if size > limit:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -16,7 +15,7 @@ __all__ = ["ServiceError"]
 
 @transaction.atomic
 def question_set_import(
-    *, name: str, data: bytes, filename: str, user: Any = None, language: str = "ru"
+    *, name: str, data: bytes, filename: str, user: User | None = None, language: str = "ru"
 ) -> QuestionSet:
     """Validate the whole file, then write the set and its questions in one transaction."""
     name = name.strip()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
-from sbs.accounts.roles import researcher_required
+from sbs.accounts.roles import AuthedRequest, researcher_required
 from sbs.questions import services
 from sbs.questions.forms import QuestionImportForm
 from sbs.questions.importers import QuestionFileError
@@ -16,7 +16,7 @@ from sbs.questions.models import QuestionSet
 
 
 @researcher_required
-def question_sets(request: HttpRequest) -> HttpResponse:
+def question_sets(request: AuthedRequest) -> HttpResponse:
     form = QuestionImportForm(request.POST or None, request.FILES or None)
     errors: list[str] = []
     if request.method == "POST" and form.is_valid():
@@ -44,7 +44,7 @@ def question_sets(request: HttpRequest) -> HttpResponse:
 
 
 @researcher_required
-def question_set_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def question_set_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     qset = get_object_or_404(QuestionSet, pk=pk)
     return render(
         request,

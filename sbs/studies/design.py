@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import random
 from dataclasses import dataclass
+from typing import Any
 
 
 class KeyedRandom(random.Random):
@@ -41,11 +42,12 @@ class KeyedRandom(random.Random):
     def seed(self, *args: object, **kwargs: object) -> None:  # noqa: D102
         return None  # the stream is defined by the key alone
 
-    def getstate(self) -> tuple[object, ...]:  # type: ignore[override]
+    def getstate(self) -> tuple[Any, ...]:
         return (self._key, self._counter, self._pool, self._pool_bits)
 
-    def setstate(self, state: tuple[object, ...]) -> None:  # type: ignore[override]
-        self._key, self._counter, self._pool, self._pool_bits = state  # type: ignore[assignment]
+    def setstate(self, state: tuple[Any, ...]) -> None:
+        key, counter, pool, pool_bits = state
+        self._key, self._counter, self._pool, self._pool_bits = key, counter, pool, pool_bits
 
     def getrandbits(self, k: int) -> int:
         if k < 0:

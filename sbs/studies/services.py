@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils.translation import gettext as _
@@ -25,12 +25,10 @@ from sbs.studies.selfid import names_itself
 
 __all__ = ["ServiceError"]
 
-User = get_user_model()
-
 
 def study_create(
     *,
-    owner: Any,
+    owner: User,
     name: str,
     question_set: QuestionSet,
     model_a: ModelEntry,
@@ -58,7 +56,7 @@ def study_create(
     )
 
 
-def study_add_annotators(*, study: Study, users: Iterable[Any]) -> int:
+def study_add_annotators(*, study: Study, users: Iterable[User]) -> int:
     """Add annotators; once the study is open their assignments are planned at once."""
     users = [u for u in users if not study.annotators.filter(pk=u.pk).exists()]
     if not users:
@@ -74,7 +72,7 @@ _NAME_RE = re.compile(r"[^\w.@+-]+")
 
 
 def annotators_create_bulk(
-    *, study: Study, names: Iterable[str], created_by: Any
+    *, study: Study, names: Iterable[str], created_by: User
 ) -> list[tuple[Any, str]]:
     """Create accounts from a list of names; return each user with a one-time invite token
     (``sbs.accounts.services.invite_path`` makes the link)."""

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils.dateparse import parse_datetime
 
@@ -203,7 +204,7 @@ def _check_depth(data: Any) -> None:
 
 
 def study_import(
-    data: dict[str, Any], *, owner: Any, question_set_name: str | None = None
+    data: dict[str, Any], *, owner: User, question_set_name: str | None = None
 ) -> Study:
     """Recreate an exported study, owned by ``owner``, in one transaction.
 
@@ -236,7 +237,7 @@ def _restore(model: type[models.Model], objs: list[Any], fields: Iterable[str]) 
         model._default_manager.bulk_update(objs, list(fields), batch_size=_BATCH)
 
 
-def _import(data: dict[str, Any], *, owner: Any, question_set_name: str | None) -> Study:
+def _import(data: dict[str, Any], *, owner: User, question_set_name: str | None) -> Study:
     meta = data["study"]
     running = [
         r["model"]

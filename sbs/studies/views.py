@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from sbs.accounts import selectors as account_selectors
 from sbs.accounts import services as account_services
-from sbs.accounts.roles import researcher_required
+from sbs.accounts.roles import AuthedRequest, researcher_required
 from sbs.studies import services
 from sbs.studies.forms import (
     AddAnnotatorsForm,
@@ -21,12 +21,12 @@ from sbs.studies.forms import (
 from sbs.studies.models import Answer, Pair, Study
 
 
-def _own_study(request: HttpRequest, pk: int) -> Study:
+def _own_study(request: AuthedRequest, pk: int) -> Study:
     return get_object_or_404(Study, pk=pk, owner=request.user)
 
 
 @researcher_required
-def study_list(request: HttpRequest) -> HttpResponse:
+def study_list(request: AuthedRequest) -> HttpResponse:
     form = StudyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -59,7 +59,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
 
 
 @researcher_required
-def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def study_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     study = _own_study(request, pk)
     form = AddAnnotatorsForm(request.POST or None)
     invites: list[tuple[str, str]] = []
@@ -99,7 +99,7 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @researcher_required
 @require_POST
-def study_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def study_action(request: AuthedRequest, pk: int, action: str) -> HttpResponse:
     study = _own_study(request, pk)
     try:
         if action == "start":
@@ -121,7 +121,7 @@ def study_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @never_cache
 @researcher_required
 @require_POST
-def study_reinvite(request: HttpRequest, pk: int) -> HttpResponse:
+def study_reinvite(request: AuthedRequest, pk: int) -> HttpResponse:
     """A new invite link for an annotator of this study who has not set a password yet; the
     old link stops working. The link is shown once, on the page this answers with."""
     study = _own_study(request, pk)
@@ -148,7 +148,7 @@ def study_reinvite(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @researcher_required
-def study_answers(request: HttpRequest, pk: int) -> HttpResponse:
+def study_answers(request: AuthedRequest, pk: int) -> HttpResponse:
     study = _own_study(request, pk)
     if request.method == "POST":
         try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 
 from sbs.studies.models import Answer, Assignment, Pair, Study
@@ -21,7 +21,7 @@ class StudyProgress:
     total: int
 
 
-def annotator_studies(user: Any) -> list[StudyProgress]:
+def annotator_studies(user: User) -> list[StudyProgress]:
     mine = Q(pairs__assignments__annotator=user) & ~Q(pairs__status=Pair.Status.WITHDRAWN)
     rows = (
         Study.objects.filter(pairs__assignments__annotator=user)
@@ -35,7 +35,7 @@ def annotator_studies(user: Any) -> list[StudyProgress]:
     return [StudyProgress(study=s, done=s.done, total=s.total) for s in rows]
 
 
-def next_assignment(user: Any, study: Study) -> Assignment | None:
+def next_assignment(user: User, study: Study) -> Assignment | None:
     """The first unvoted assignment in the annotator's own order: resuming is automatic.
     Pairs held for review or withdrawn are skipped."""
     return (
@@ -46,7 +46,7 @@ def next_assignment(user: Any, study: Study) -> Assignment | None:
     )
 
 
-def progress(user: Any, study: Study) -> tuple[int, int, int]:
+def progress(user: User, study: Study) -> tuple[int, int, int]:
     """(votes cast, assignments, assignments held for review) of this annotator in this
     study, in one query; withdrawn pairs count nowhere."""
     counts = Assignment.objects.filter(_NOT_WITHDRAWN, pair__study=study, annotator=user).aggregate(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
@@ -27,7 +27,7 @@ class VoteOutcome:
 
 def vote_record(
     *,
-    annotator: Any,
+    annotator: User,
     assignment_id: int,
     choice: str,
     seconds_on_page: float,

@@ -8,11 +8,12 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from sbs.accounts.roles import AuthedRequest
 from sbs.studies.models import Assignment, Study
 from sbs.voting import selectors
 from sbs.voting.models import Choice
@@ -49,19 +50,19 @@ def _seconds_on_page(token: str, assignment_id: int) -> float:
 
 
 @login_required
-def my_studies(request: HttpRequest) -> HttpResponse:
+def my_studies(request: AuthedRequest) -> HttpResponse:
     return render(
         request, "voting/my_studies.html", {"rows": selectors.annotator_studies(request.user)}
     )
 
 
 @login_required
-def guidelines(request: HttpRequest) -> HttpResponse:
+def guidelines(request: AuthedRequest) -> HttpResponse:
     return render(request, "voting/guidelines.html")
 
 
 @login_required
-def vote(request: HttpRequest, study_id: int) -> HttpResponse:
+def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=study_id)
     if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
         raise Http404

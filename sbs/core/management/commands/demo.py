@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -192,7 +193,7 @@ class Command(BaseCommand):
                 f"    annotator  : {name} / {password}   (vote: {url}annotate/{study.pk}/)"
             )
 
-    def _user(self, username: str, password: str) -> Any:
+    def _user(self, username: str, password: str) -> User:
         User = get_user_model()
         user, created = User.objects.get_or_create(username=username)
         if created:
@@ -244,7 +245,7 @@ class Command(BaseCommand):
                 time.sleep(1.0)
 
     def _watch(self, study: Study, worker: subprocess.Popen[bytes]) -> None:
-        bars: dict[int, tqdm] = {}
+        bars: dict[int, tqdm[Any]] = {}
         try:
             while True:
                 runs = list(study.runs.select_related("model").order_by("pk"))
