@@ -12,9 +12,9 @@ from django.utils.translation import gettext as _
 
 from adaptation.modelfiles import ModelFileError
 from sbs.accounts.roles import AuthedRequest, researcher_required
-from sbs.catalog import services
+from sbs.catalog import selectors, services
 from sbs.catalog.forms import AdaptForm, ModelRegisterForm
-from sbs.catalog.models import AdaptationJob, ModelEntry, ModelImportJob
+from sbs.catalog.models import ModelEntry
 
 
 @researcher_required
@@ -53,15 +53,15 @@ def models_list(request: AuthedRequest) -> HttpResponse:
         else:
             messages.success(request, _("Model %(name)s registered.") % {"name": entry.name})
             return redirect("catalog:models")
-    jobs = AdaptationJob.objects.select_related("parent", "result")[:50]
-    imports = ModelImportJob.objects.select_related("parent")[:50]
+    jobs = selectors.recent_adaptations()
+    imports = selectors.recent_imports()
     running = any(j.active for j in jobs) or any(j.active for j in imports)
     return render(
         request,
         "catalog/models.html",
         {
             "form": form,
-            "models": ModelEntry.objects.ready().select_related("parent"),
+            "models": selectors.models_ready(),
             "jobs": jobs,
             "imports": imports,
             "refresh": running,

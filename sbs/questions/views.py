@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 from sbs.accounts.roles import AuthedRequest, researcher_required
-from sbs.questions import services
+from sbs.questions import selectors, services
 from sbs.questions.forms import QuestionImportForm
 from sbs.questions.importers import QuestionFileError
 from sbs.questions.models import QuestionSet
@@ -37,7 +36,7 @@ def question_sets(request: AuthedRequest) -> HttpResponse:
                 request, _("Imported %(n)d questions.") % {"n": qset.questions.count()}
             )
             return redirect("questions:sets")
-    sets = QuestionSet.objects.annotate(n=Count("questions"))
+    sets = selectors.question_sets_with_counts()
     return render(
         request, "questions/question_sets.html", {"form": form, "sets": sets, "errors": errors}
     )

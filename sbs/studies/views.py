@@ -13,12 +13,12 @@ from django.views.decorators.http import require_POST
 from sbs.accounts import selectors as account_selectors
 from sbs.accounts import services as account_services
 from sbs.accounts.roles import AuthedRequest, researcher_required
-from sbs.studies import services
+from sbs.studies import selectors, services
 from sbs.studies.forms import (
     AddAnnotatorsForm,
     StudyCreateForm,
 )
-from sbs.studies.models import Answer, Pair, Study
+from sbs.studies.models import Study
 
 
 def _own_study(request: AuthedRequest, pk: int) -> Study:
@@ -52,9 +52,7 @@ def study_list(request: AuthedRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("studies:detail", pk=study.pk)
-    studies = Study.objects.filter(owner_id=request.user.pk).select_related(
-        "question_set", "model_a", "model_b"
-    )
+    studies = selectors.studies_of(request.user)
     return render(request, "studies/study_list.html", {"form": form, "studies": studies})
 
 
@@ -74,10 +72,8 @@ def study_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         messages.success(request, _("%(n)d annotators added.") % {"n": added + len(created)})
         if not invites:
             return redirect("studies:detail", pk=study.pk)
-    runs = study.runs.select_related("model")
-    flagged = Answer.objects.filter(run__study=study, self_identifies=True).select_related(
-        "question", "run__model"
-    )
+    runs = selectors.runs_of(study)
+    flagged = selectors.flagged_answers(study)
     return render(
         request,
         "studies/study_detail.html",
@@ -163,12 +159,8 @@ def study_answers(request: AuthedRequest, pk: int) -> HttpResponse:
         except services.ServiceError as exc:
             messages.error(request, str(exc))
         return redirect(f"{reverse('studies:answers', args=[study.pk])}#answer-{answer_id}")
-    answers = (
-        Answer.objects.filter(run__study=study)
-        .select_related("question", "run__model")
-        .order_by("question__position", "run__model__name")
-    )
-    held = dict(study.pairs.exclude(status=Pair.Status.SHOWN).values_list("question_id", "status"))
+    answers = selectors.answers_of(study)
+    held = selectors.pairs_not_shown(study)
     return render(
         request, "studies/answers.html", {"study": study, "answers": answers, "held": held}
     )
