@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Q
 
 from sbs.studies.models import Answer, Assignment, Pair, Study
+from sbs.voting.models import Choice
 
 # Pairs whose answers are under review (held) or excluded (withdrawn) are not shown.
 _SHOWN = Q(pair__status=Pair.Status.SHOWN)
@@ -79,4 +80,48 @@ def screen_for(assignment: Assignment, study: Study) -> Screen:
         question=assignment.pair.question.text,
         left_text=texts.get(assignment.left_model_id, ""),
         right_text=texts.get(other, ""),
+    )
+
+
+@dataclass(frozen=True)
+class PastVote:
+    """One of the annotator's votes as they saw it: position, question, their choice."""
+
+    assignment_id: int
+    number: int
+    question: str
+    choice: str
+    choice_label: str
+    changes: int
+
+
+def my_votes(user: User, study: Study) -> list[PastVote]:
+    """The annotator's votes in this study in the order they were shown (withdrawn pairs
+    left out); choices are screen positions, never models."""
+    rows = (
+        Assignment.objects.filter(_NOT_WITHDRAWN, pair__study=study, annotator=user)
+        .filter(vote__isnull=False)
+        .select_related("pair__question", "vote")
+        .annotate(changes=Count("vote__revisions"))
+        .order_by("order")
+    )
+    return [
+        PastVote(
+            assignment_id=a.pk,
+            number=a.order + 1,
+            question=a.pair.question.text,
+            choice=a.vote.choice,
+            choice_label=str(Choice(a.vote.choice).label),
+            changes=a.changes,
+        )
+        for a in rows
+    ]
+
+
+def own_assignment(user: User, study: Study, assignment_id: int) -> Assignment | None:
+    """One of the annotator's own assignments on a pair that is shown (with its vote)."""
+    return (
+        Assignment.objects.filter(_SHOWN, pk=assignment_id, pair__study=study, annotator=user)
+        .select_related("pair__question", "vote")
+        .first()
     )

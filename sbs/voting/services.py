@@ -18,6 +18,15 @@ class VoteError(ValueError):
     """A refused vote, with a message for the annotator."""
 
 
+class AlreadyJudged(VoteError):
+    """A vote for a pair this annotator judged already (a second tab, an old page): the
+    stored vote stands; changing it is an explicit action."""
+
+    def __init__(self, message: str, assignment_id: int) -> None:
+        super().__init__(message)
+        self.assignment_id = assignment_id
+
+
 @dataclass(frozen=True)
 class VoteOutcome:
     vote: Vote
@@ -32,12 +41,14 @@ def vote_record(
     choice: str,
     seconds_on_page: float,
     comment: str = "",
+    change: bool = False,
 ) -> VoteOutcome:
     """Store the vote on the annotator's own assignment of an open study.
 
     A second identical submission (a double click, a retried request) returns the stored
-    vote unchanged. A different choice for the same assignment is a change: the old vote is
-    kept as a revision first.
+    vote unchanged. A different one is refused with :class:`AlreadyJudged` (a stale tab)
+    unless ``change`` says the annotator chose to change it: then the old vote is kept as a
+    revision first.
     """
     if choice not in Choice.values:
         raise VoteError(_("unknown choice"))
@@ -65,6 +76,11 @@ def vote_record(
         vote = Vote.objects.select_for_update().get(assignment=assignment)
         if vote.choice == choice and vote.comment == comment:
             return VoteOutcome(vote=vote, created=False, changed=False)
+        if not change:
+            raise AlreadyJudged(
+                _("You have already judged this pair; your first vote stands. Change it below."),
+                assignment.pk,
+            )
         VoteRevision.objects.create(
             vote=vote,
             choice=vote.choice,

@@ -17,7 +17,7 @@ from sbs.accounts.roles import AuthedRequest
 from sbs.studies.models import Assignment, Study
 from sbs.voting import selectors
 from sbs.voting.models import Choice
-from sbs.voting.services import VoteError, vote_record
+from sbs.voting.services import AlreadyJudged, VoteError, vote_record
 
 _SHOWN_SALT = "sbs.voting.shown"
 
@@ -79,6 +79,11 @@ def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
                     seconds_on_page=seconds,
                     comment=d["comment"],
                 )
+            except AlreadyJudged as exc:  # a second tab or an old page: offer the change
+                messages.warning(request, str(exc))
+                return redirect(
+                    "voting:vote_change", study_id=study.pk, assignment_id=exc.assignment_id
+                )
             except VoteError as exc:
                 messages.error(request, str(exc))
             return redirect("voting:vote", study_id=study.pk)
@@ -106,3 +111,76 @@ def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
         )
         context["position"] = done + 1
     return render(request, "voting/vote.html", context)
+
+
+@login_required
+def votes(request: AuthedRequest, study_id: int) -> HttpResponse:
+    """The annotator's own votes in this study: question and choice, never a model."""
+    study = _annotated_study(request, study_id)
+    return render(
+        request,
+        "voting/votes.html",
+        {
+            "study_id": study.pk,
+            "status": study.status,
+            "votes": selectors.my_votes(request.user, study),
+        },
+    )
+
+
+@login_required
+def vote_change(request: AuthedRequest, study_id: int, assignment_id: int) -> HttpResponse:
+    """The pair as it was shown, the earlier choice marked; a new choice writes a revision."""
+    study = _annotated_study(request, study_id)
+    assignment = selectors.own_assignment(request.user, study, assignment_id)
+    if assignment is None:
+        raise Http404
+    if not hasattr(assignment, "vote"):  # not judged yet: the vote screen judges it
+        return redirect("voting:vote", study_id=study.pk)
+    if request.method == "POST":
+        form = VoteForm(request.POST)
+        if form.is_valid() and form.cleaned_data["assignment"] == assignment.pk:
+            d = form.cleaned_data
+            try:
+                outcome = vote_record(
+                    annotator=request.user,
+                    assignment_id=assignment.pk,
+                    choice=d["choice"],
+                    seconds_on_page=_seconds_on_page(d["shown"], assignment.pk),
+                    comment=d["comment"],
+                    change=True,
+                )
+            except VoteError as exc:
+                messages.error(request, str(exc))
+            else:
+                if outcome.changed:
+                    messages.success(request, _("Your vote was changed."))
+                return redirect("voting:votes", study_id=study.pk)
+        else:
+            messages.error(request, _("Choose one of the four answers."))
+    vote = assignment.vote
+    return render(
+        request,
+        "voting/vote_change.html",
+        {
+            "study_id": study.pk,
+            "screen": selectors.screen_for(assignment, study),
+            "number": assignment.order + 1,
+            "current": vote.choice,
+            "can_change": study.status == Study.Status.OPEN,
+            "form": VoteForm(
+                initial={
+                    "assignment": assignment.pk,
+                    "shown": _shown_token(assignment.pk),
+                    "comment": vote.comment,
+                }
+            ),
+        },
+    )
+
+
+def _annotated_study(request: AuthedRequest, study_id: int) -> Study:
+    study = get_object_or_404(Study, pk=study_id)
+    if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
+        raise Http404
+    return study

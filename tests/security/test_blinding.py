@@ -99,6 +99,13 @@ def test_every_annotator_page_script_and_error_page_is_blind(blinded):
         )
         assert after.status_code == 200
     assert "4 / 4" in seen["done page"] and 'name="choice"' not in seen["done page"]
+    # The annotator's own votes, and each voted pair as it was shown (to change it).
+    history = _page(client.get(reverse("voting:votes", args=[study.pk])))
+    seen["my votes"] = history
+    changes = re.findall(r'href="(/annotate/\d+/votes/\d+/)"', history)
+    assert len(changes) == 4
+    for url in changes:
+        seen[f"change page {url}"] = _page(client.get(url))
     seen["refused vote (message page)"] = _page(
         client.post(vote_url, {"assignment": "0", "shown": "x", "choice": "left"}, follow=True)
     )

@@ -46,9 +46,9 @@ def rich(two_models: Any) -> Study:
                         seconds_on_page=1.5 + i, comment=f"комментарий {i}")  # fmt: skip
             if i % 3 == 0:  # changed twice: two revisions
                 vote_record(annotator=annotator, assignment_id=a.pk, choice="tie",
-                            seconds_on_page=9.0)  # fmt: skip
+                            seconds_on_page=9.0, change=True)  # fmt: skip
                 vote_record(annotator=annotator, assignment_id=a.pk, choice="right",
-                            seconds_on_page=9.0, comment="передумал")  # fmt: skip
+                            seconds_on_page=9.0, comment="передумал", change=True)  # fmt: skip
     return study
 
 

@@ -98,6 +98,11 @@ def _value(endpoint: Endpoint, name: str, study: Any) -> Any:
         return "close"
     if url_name == "studies:export" and name == "fmt":
         return "csv"
+    if name == "assignment_id":  # a pair of the study's first annotator
+        from sbs.studies.models import Assignment
+
+        first = study.annotators.order_by("pk").first()
+        return Assignment.objects.filter(pair__study=study, annotator=first).first().pk
     if url_name == "invite_old_link" and name == "token":
         return "no-such-invite-token"
     return None

@@ -74,15 +74,57 @@ def test_double_submit_stores_one_vote(client, setup):
     assert not VoteRevision.objects.exists()
 
 
+def test_a_vote_from_a_stale_tab_is_refused_and_offers_the_change(client, setup):
+    """Two tabs on one pair: the second vote does not silently replace the first; the
+    annotator lands on the change page with a message."""
+    study, (ann1, _) = setup
+    client.force_login(ann1)
+    _, form = _vote_form(client, study)
+    url = reverse("voting:vote", args=[study.pk])
+    client.post(url, {**form, "choice": "left"})
+    stale = client.post(url, {**form, "choice": "tie"}, follow=True)
+    change_url = reverse("voting:vote_change", args=[study.pk, form["assignment"]])
+    assert stale.redirect_chain[-1][0] == change_url
+    assert "already judged this pair" in stale.content.decode()
+    vote = Vote.objects.get(assignment_id=form["assignment"])
+    assert vote.choice == "left" and not vote.revisions.exists()
+    # the same vote again (a double click) is not an error and changes nothing
+    again = client.post(url, {**form, "choice": "left"})
+    assert again.status_code == 302 and again.url == url
+
+
 def test_changing_a_vote_keeps_its_history(client, setup):
     study, (ann1, _) = setup
     client.force_login(ann1)
     _, form = _vote_form(client, study)
     client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "left"})
-    client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "tie"})
+    history = client.get(reverse("voting:votes", args=[study.pk])).content.decode()
+    assert "left is better" in history
+    change_url = reverse("voting:vote_change", args=[study.pk, form["assignment"]])
+    page = client.get(change_url).content.decode()
+    assert 'value="left" data-key="1" class="current"' in page
+    shown = re.search(r'name="shown" value="([^"]+)"', page).group(1)
+    done = client.post(
+        change_url, {"assignment": form["assignment"], "shown": shown, "choice": "tie"}
+    )
+    assert done.status_code == 302 and done.url == reverse("voting:votes", args=[study.pk])
     vote = Vote.objects.get(assignment_id=form["assignment"])
     assert vote.choice == "tie"
     assert list(vote.revisions.values_list("choice", flat=True)) == ["left"]
+    history = client.get(reverse("voting:votes", args=[study.pk])).content.decode()
+    assert "tie" in history and study.model_a.name not in history
+
+
+def test_no_one_opens_another_annotators_vote(client, setup):
+    study, (ann1, ann2) = setup
+    client.force_login(ann1)
+    _, form = _vote_form(client, study)
+    client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "left"})
+    client.force_login(ann2)
+    url = reverse("voting:vote_change", args=[study.pk, form["assignment"]])
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"assignment": form["assignment"], "choice": "tie"}).status_code == 404
+    assert Vote.objects.get(assignment_id=form["assignment"]).choice == "left"
 
 
 def test_vote_on_someone_elses_assignment_is_refused(client, setup):
