@@ -53,7 +53,7 @@ bench: install
 	@$(PY) bench/run_all.py
 
 messages: install
-	@$(PY) manage.py makemessages -l ru --no-obsolete -i ".venv/*" -i "var/*" -i "bench/*" -i "tests/*" -i "adaptation/*"
+	@$(PY) manage.py makemessages -l ru --no-obsolete -i ".venv/*" -i "var/*" -i "bench/*" -i "tests/*"
 	@$(PY) manage.py compilemessages -l ru -i .venv
 
 clean:

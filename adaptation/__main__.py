@@ -1,7 +1,9 @@
 """Command line: ``python -m adaptation <step> --help``.
 
-Steps: corpus, train-tokenizer, swap-vocab, train, merge-sweep, fertility. Progress goes to
-stderr; the last line on stdout is a JSON summary of the step.
+Steps: corpus, train-tokenizer, swap-vocab, train, merge-sweep, fertility, and pipeline (all of
+them, resumable, over a work folder). Progress goes to stderr; the last line on stdout is a
+JSON summary of the step. The ``pipeline`` options are built from ``PipelineConfig``'s field
+metadata and every ``--init`` lists the registered init methods (``registry.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import json
 import os
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -143,19 +144,16 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _grid(text: str) -> tuple[float, ...]:
-    return tuple(float(Fraction(part.strip())) for part in text.split(",") if part.strip())
-
-
 def cmd_merge_sweep(args: argparse.Namespace) -> dict[str, Any]:
     from adaptation.corpus import read_text_file
     from adaptation.merging import MergeConfig, load_choices, merge_sweep_folder
+    from adaptation.pipeline import parse_grid
     from adaptation.scoring import ScoringConfig
 
     heldout = list(read_text_file(args.heldout))
     choices = load_choices(args.choices) if args.choices else None
     cfg = MergeConfig(
-        grid=_grid(args.grid),
+        grid=parse_grid(args.grid),
         select_by=args.select_by,
         scoring=ScoringConfig(max_length=args.max_length),
     )
@@ -192,7 +190,32 @@ def cmd_fertility(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.pipeline import PipelineConfig, run_pipeline
+    from adaptation.registry import from_arguments
+
+    try:
+        config = from_arguments(PipelineConfig, args)
+    except ValueError as exc:
+        raise SystemExit(f"pipeline: {exc}") from None
+    result = run_pipeline(
+        args.model,
+        args.work,
+        config,
+        cache_dir=args.cache_dir,
+        extra_texts=args.text,
+        device=args.device,
+        on_progress=lambda step, fraction, message: _log(f"{step} {fraction:.0%} {message}"),
+    )
+    return result.to_dict()
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from adaptation.pipeline import PipelineConfig
+    from adaptation.registry import add_arguments
+    from adaptation.tokenizer import MODEL_TYPES
+    from adaptation.vocab import INIT_METHODS
+
     parser = argparse.ArgumentParser(
         prog="python -m adaptation", description="Russian adaptation of a causal LM."
     )
@@ -217,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--original", type=Path, help="model/tokenizer whose specials to keep")
     p.add_argument("--vocab-size", type=int, default=32000)
-    p.add_argument("--model-type", choices=("unigram", "bpe"), default="unigram")
+    p.add_argument("--model-type", choices=list(MODEL_TYPES), default="unigram")
     p.add_argument("--character-coverage", type=float, default=0.9995)
     p.add_argument("--no-byte-fallback", action="store_true")
     p.add_argument("--no-split-digits", action="store_true")
@@ -228,9 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="model folder or .gguf")
     p.add_argument("--tokenizer", type=Path, required=True, help="new tokenizer folder")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument(
-        "--init", choices=("mean", "weighted_mean", "random", "projection"), default="mean"
-    )
+    p.add_argument("--init", choices=INIT_METHODS.names(), default="mean")
     p.add_argument("--decay", type=float, default=0.5, help="weighted_mean: weight decay^i")
     p.add_argument("--target", type=Path, help="projection: model already on the new tokenizer")
     p.add_argument("--seed", type=int, default=0)
@@ -276,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", type=Path, required=True)
     p.add_argument("--word", action="append", default=[])
     p.set_defaults(func=cmd_fertility)
+
+    p = add("pipeline", "the whole recipe over a work folder; a rerun resumes where it stopped")
+    p.add_argument("--model", type=Path, required=True, help="model folder or .gguf")
+    p.add_argument("--work", type=Path, required=True, help="work folder (steps, checkpoints)")
+    p.add_argument(
+        "--text", type=Path, action="append", default=[], help=".txt or .jsonl (repeatable)"
+    )
+    p.add_argument("--device", default="cpu")
+    add_arguments(p, PipelineConfig)
+    p.set_defaults(func=cmd_pipeline)
     return parser
 
 

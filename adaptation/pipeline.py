@@ -1,64 +1,101 @@
 """The whole adaptation recipe as one resumable pipeline over a work folder.
 
-Steps (the research's two-stage recipe, section 2-3 of the seed):
+Steps (the research's two-stage recipe, section 2-3 of the seed), in :data:`STEPS`:
   1. corpus     Russian text (wiki-ru-wordnet + the user's files), deterministic held-out split
   2. tokenizer  a new sentencepiece tokenizer (unigram by default) keeping the special tokens
-  3. swap       new embeddings + LM head, initialised by mean/weighted mean/random/projection
-  4. train      embeddings + LM head only (body frozen), optionally then LoRA
-  5. merge      with LoRA: sweep the merging factor phi on the held-out split, keep the best
-Each step writes its output folder and a ``done`` marker; a rerun (a redelivered job) skips
-finished steps and resumes training from its checkpoint.
+  3. swap       new embeddings + LM head, initialised by a registered init method (vocab.py)
+  4. train      embeddings + LM head only (body frozen)
+  5. lora       optionally a LoRA on top, the same training code in another mode
+  6. merge      with LoRA: sweep the merging factor phi on the held-out split, keep the best
+
+Each step fills its own folder and names the files it must leave there. Resuming is one rule,
+in :func:`run_pipeline`: a step is skipped when its ``.done`` marker and its outputs exist and
+its fingerprint (a hash of the config values it reads and of the previous step's fingerprint)
+matches; after the first step that runs, every later step runs too. A step that is redone
+starts from an empty folder, except training, which keeps a checkpoint written under the same
+fingerprint and continues from it (a redelivered job resumes mid-training).
+
+:class:`PipelineConfig`'s fields describe themselves (label, bounds, choices: see
+``registry.py``); the CLI's ``pipeline`` options and the web form are built from them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from adaptation.corpus import CorpusConfig, read_text_file, split_lines, wordnet_lines
-from adaptation.merging import MergeConfig, merge_sweep_folder
-from adaptation.tokenizer import TokenizerConfig, train_tokenizer
+from adaptation.merging import DEFAULT_GRID, MergeConfig, merge_sweep_folder
+from adaptation.registry import check, gettext_noop, option
+from adaptation.tokenizer import MODEL_TYPES, TokenizerConfig, train_tokenizer
 from adaptation.training import TrainConfig, train_folder
-from adaptation.vocab import InitMethod, SwapConfig, swap_vocab_folder
+from adaptation.vocab import INIT_METHODS, SwapConfig, swap_vocab_folder, without_target
 
-Step = Literal["corpus", "tokenizer", "swap", "train", "lora", "merge", "done"]
 OnProgress = Callable[[str, float, str], None]  # (step, fraction of that step, message)
+Report = Callable[[float, str], None]  # a step's own progress: (fraction, message)
+
+
+def parse_grid(text: str) -> tuple[float, ...]:
+    """``"0,1/3,1/2,2/3,1"`` -> (0.0, 0.333.., 0.5, 0.666.., 1.0)."""
+    return tuple(float(Fraction(part.strip())) for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    vocab_size: int = 32000
-    tokenizer_type: Literal["unigram", "bpe"] = "unigram"
-    init: InitMethod = "mean"
-    train_steps: int = 40
-    batch_size: int = 4
-    seq_len: int = 128
-    learning_rate: float = 2e-3
-    lora_steps: int = 0  # 0: embeddings only
-    lora_r: int = 8
-    lora_alpha: float = 512.0
-    merge_grid: tuple[float, ...] = (0.0, 1 / 3, 1 / 2, 2 / 3, 1.0)
-    max_corpus_lines: int | None = None  # None: every wordnet line
-    heldout_lines: int = 200  # held-out lines used for the phi sweep
-    use_wordnet: bool = True
-    seed: int = 0
+    vocab_size: int = option(32000, label=gettext_noop("Vocabulary size"), min=300, max=262144)
+    tokenizer_type: str = option(
+        "unigram", label=gettext_noop("Tokenizer"), choices=tuple(MODEL_TYPES.items())
+    )
+    init: str = option(
+        "mean",
+        label=gettext_noop("New embeddings initialised by"),
+        choices=lambda: INIT_METHODS.choices(without_target),
+    )
+    train_steps: int = option(
+        40, label=gettext_noop("Embedding training steps"), min=0, max=1_000_000
+    )
+    batch_size: int = option(4, label=gettext_noop("Batch size"), min=1, max=1024)
+    seq_len: int = option(128, label=gettext_noop("Sequence length"), min=16, max=8192)
+    learning_rate: float = option(2e-3, label=gettext_noop("Learning rate"), min=1e-7, max=1.0)
+    lora_steps: int = option(
+        0, label=gettext_noop("LoRA steps after that (0: none)"), min=0, max=1_000_000
+    )
+    lora_r: int = option(8, label=gettext_noop("LoRA rank r"), min=1, max=1024)
+    lora_alpha: float = option(512.0, label=gettext_noop("LoRA alpha"), min=1, max=4096)
+    merge_grid: tuple[float, ...] = option(
+        DEFAULT_GRID,
+        label="merging factors phi to try, comma-separated, fractions allowed",
+        parse=parse_grid,
+        web=False,
+    )
+    max_corpus_lines: int | None = option(
+        None,
+        label=gettext_noop(
+            "Use at most this many lines of Russian text (empty: all, about 150,000)"
+        ),
+        min=1000,
+    )
+    heldout_lines: int = option(
+        200, label="held-out lines used for the phi sweep", min=1, web=False
+    )
+    use_wordnet: bool = option(True, label="train on the wiki-ru-wordnet corpus", web=False)
+    seed: int = option(0, label="random seed", min=0, web=False)
 
     def __post_init__(self) -> None:
-        if self.train_steps < 0 or self.lora_steps < 0:
-            raise ValueError("steps must be >= 0")
-        if self.vocab_size < 300:
-            raise ValueError("vocab_size must be at least 300")
+        check(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
-        if "merge_grid" in values:
-            values["merge_grid"] = tuple(float(x) for x in values["merge_grid"])
+        if isinstance(values.get("merge_grid"), list):  # JSON has no tuples
+            values["merge_grid"] = tuple(values["merge_grid"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,24 +107,166 @@ class PipelineConfig:
 @dataclass
 class PipelineResult:
     model_dir: Path
-    steps: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, Any] = field(default_factory=dict)  # step -> what its ``.done`` records
+    ran: list[str] = field(default_factory=list)  # the steps this call ran (not skipped)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_dir": str(self.model_dir), "steps": self.steps}
+        return {"model_dir": str(self.model_dir), "steps": self.steps, "ran": self.ran}
 
 
-def _done(folder: Path) -> bool:
-    return (folder / ".done").exists()
+@dataclass
+class Context:
+    """What the steps share: the inputs, and the model folder the latest step yielded."""
+
+    model_path: Path
+    work_dir: Path
+    config: PipelineConfig
+    cache_dir: Path
+    extra_texts: tuple[Path, ...]
+    device: str
+    model: Path  # the original, then the swapped, trained or merged model
+
+    def lines(self, part: str) -> list[str]:
+        return (self.work_dir / "corpus" / f"{part}.txt").read_text().splitlines()
 
 
-def _mark(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ".done").write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str))
-    return info
+@dataclass(frozen=True)
+class Step:
+    """``run`` fills ``folder`` and returns what ``.done`` records; the step is done when
+    ``outputs`` (relative to its folder) exist. ``reads`` names the inputs (config fields,
+    ``model``, ``texts``) its fingerprint hashes; ``yields`` is the model folder it leaves
+    for the next steps (relative to its folder), if any."""
+
+    name: str
+    folder: str
+    run: Callable[[Context, Path, Report], dict[str, Any]]
+    outputs: tuple[str, ...]
+    reads: tuple[str, ...]
+    yields: str | None = None
+    resumable: bool = False  # keeps its folder (a training checkpoint) between attempts
+    when: Callable[[PipelineConfig], bool] = lambda config: True
 
 
-def _info(folder: Path) -> dict[str, Any]:
-    return dict(json.loads((folder / ".done").read_text()))
+def _corpus(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
+    report(0.0, "reading Russian text")
+    config = ctx.config
+    lines: list[str] = []
+    if config.use_wordnet:
+        lines.extend(wordnet_lines(CorpusConfig(max_lines=config.max_corpus_lines)))
+    for path in ctx.extra_texts:
+        lines.extend(read_text_file(Path(path)))
+    if not lines:
+        raise ValueError("no training text: enable wiki-ru-wordnet or give text files")
+    train, heldout = split_lines(lines, 0.02, config.seed)
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "heldout.txt").write_text("\n".join(heldout) + "\n")
+    return {"train_lines": len(train), "heldout_lines": len(heldout),
+            "train_chars": sum(map(len, train))}  # fmt: skip
+
+
+def _tokenizer(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from adaptation.modelio import resolve_folder
+
+    config = ctx.config
+    report(0.0, f"training a {config.tokenizer_type} tokenizer")
+    original = AutoTokenizer.from_pretrained(resolve_folder(ctx.model_path, ctx.cache_dir))
+    train_tokenizer(
+        ctx.work_dir / "corpus" / "train.txt",
+        folder,
+        TokenizerConfig(vocab_size=config.vocab_size, model_type=config.tokenizer_type,
+                        seed=config.seed),
+        original=original,
+    )  # fmt: skip
+    return {"vocab_size": config.vocab_size, "type": config.tokenizer_type}
+
+
+def _swap(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
+    report(0.0, f"{ctx.config.init} initialisation of the new embeddings")
+    swap_report = swap_vocab_folder(
+        ctx.model_path, ctx.work_dir / "tokenizer", folder,
+        SwapConfig(init=ctx.config.init, seed=ctx.config.seed), cache_dir=ctx.cache_dir,
+    )  # fmt: skip
+    return _plain(swap_report)
+
+
+def _training(mode: str, steps_field: str, lr_scale: float) -> Callable[..., dict[str, Any]]:
+    """A training step: ``mode`` for ``config.<steps_field>`` steps at ``lr_scale`` times the
+    learning rate, on the current model, resuming from the checkpoint in its folder."""
+
+    def run(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
+        config = ctx.config
+        steps = getattr(config, steps_field)
+        cfg = TrainConfig(mode=mode, steps=steps, batch_size=config.batch_size,
+                          seq_len=config.seq_len, learning_rate=config.learning_rate * lr_scale,
+                          lora_r=config.lora_r, lora_alpha=config.lora_alpha,
+                          checkpoint_every=max(1, steps // 4), seed=config.seed)  # fmt: skip
+        report(0.0, f"{mode} training, {steps} steps")
+        outcome = train_folder(
+            ctx.model, ctx.lines("train"), folder, cfg, cache_dir=ctx.cache_dir,
+            device=ctx.device, resume=(folder / "checkpoint").exists(),
+            on_step=lambda step, total, loss: report(step / total, f"loss {loss:.3f}"),
+        )  # fmt: skip
+        return outcome.to_dict()
+
+    return run
+
+
+def _merge(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
+    report(0.0, "sweeping the merging factor")
+    heldout = ctx.lines("heldout")[: ctx.config.heldout_lines]
+    sweep = merge_sweep_folder(
+        ctx.work_dir / "lora" / "adapter", heldout, folder,
+        MergeConfig(grid=ctx.config.merge_grid), cache_dir=ctx.cache_dir,
+        base_path=ctx.model, device=ctx.device,
+    )  # fmt: skip
+    return sweep.to_dict()
+
+
+TRAINING_READS = ("batch_size", "seq_len", "learning_rate", "seed")
+STEPS: tuple[Step, ...] = (
+    Step("corpus", "corpus", _corpus, ("train.txt", "heldout.txt"),
+         reads=("use_wordnet", "max_corpus_lines", "seed", "texts")),
+    Step("tokenizer", "tokenizer", _tokenizer, ("tokenizer_config.json",),
+         reads=("vocab_size", "tokenizer_type", "seed", "model")),
+    Step("swap", "swapped", _swap, ("config.json",), reads=("init", "seed", "model"),
+         yields="."),
+    Step("train", "trained", _training("embeddings", "train_steps", 1.0),
+         ("model/config.json",), reads=("train_steps", *TRAINING_READS), yields="model",
+         resumable=True, when=lambda config: config.train_steps > 0),
+    Step("lora", "lora", _training("lora", "lora_steps", 0.5), ("adapter/adapter_config.json",),
+         reads=("lora_steps", "lora_r", "lora_alpha", *TRAINING_READS), resumable=True,
+         when=lambda config: config.lora_steps > 0),
+    Step("merge", "merged", _merge, ("config.json",), reads=("merge_grid", "heldout_lines"),
+         yields=".", when=lambda config: config.lora_steps > 0),
+)  # fmt: skip
+
+DONE, FINGERPRINT = ".done", ".fingerprint"
+
+
+def _fingerprint(step: Step, inputs: dict[str, Any], previous: str) -> str:
+    read = {key: inputs[key] for key in step.reads}
+    text = json.dumps([step.name, read, previous], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _recorded(folder: Path) -> str | None:
+    path = folder / FINGERPRINT
+    return path.read_text() if path.exists() else None
+
+
+def _finished(step: Step, folder: Path, fingerprint: str) -> bool:
+    return (
+        (folder / DONE).exists()
+        and _recorded(folder) == fingerprint
+        and all((folder / output).exists() for output in step.outputs)
+    )
 
 
 def run_pipeline(
@@ -99,114 +278,45 @@ def run_pipeline(
     extra_texts: Sequence[Path] = (),
     device: str = "cpu",
     on_progress: OnProgress | None = None,
+    steps: Sequence[Step] = STEPS,
 ) -> PipelineResult:
     """Adapt ``model_path`` (HF folder or GGUF); the final model folder is returned."""
-    from transformers import AutoTokenizer
-
-    from adaptation.modelio import resolve_folder
 
     def report(step: str, fraction: float, message: str = "") -> None:
         if on_progress is not None:
             on_progress(step, fraction, message)
 
     work_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(model_path=Path(model_path), work_dir=work_dir, config=config,
+                  cache_dir=Path(cache_dir), extra_texts=tuple(map(Path, extra_texts)),
+                  device=device, model=Path(model_path))  # fmt: skip
+    texts = [(str(path), _digest(Path(path))) for path in extra_texts]
+    inputs = {**config.to_dict(), "model": str(model_path), "texts": texts}
     result = PipelineResult(model_dir=work_dir)
-
-    # 1. corpus
-    corpus = work_dir / "corpus"
-    if not _done(corpus):
-        report("corpus", 0.0, "reading Russian text")
-        lines: list[str] = []
-        if config.use_wordnet:
-            lines.extend(wordnet_lines(CorpusConfig(max_lines=config.max_corpus_lines)))
-        for path in extra_texts:
-            lines.extend(read_text_file(Path(path)))
-        if not lines:
-            raise ValueError("no training text: enable wiki-ru-wordnet or give text files")
-        train, heldout = split_lines(lines, 0.02, config.seed)
-        corpus.mkdir(parents=True, exist_ok=True)
-        (corpus / "train.txt").write_text("\n".join(train) + "\n")
-        (corpus / "heldout.txt").write_text("\n".join(heldout) + "\n")
-        _mark(corpus, {"train_lines": len(train), "heldout_lines": len(heldout),
-                       "train_chars": sum(map(len, train))})  # fmt: skip
-    result.steps["corpus"] = _info(corpus)
-    train_lines = (corpus / "train.txt").read_text().splitlines()
-    heldout_lines = (corpus / "heldout.txt").read_text().splitlines()[: config.heldout_lines]
-    report("corpus", 1.0, f"{len(train_lines)} lines")
-
-    # 2. tokenizer
-    tokenizer_dir = work_dir / "tokenizer"
-    if not _done(tokenizer_dir):
-        report("tokenizer", 0.0, f"training a {config.tokenizer_type} tokenizer")
-        shutil.rmtree(tokenizer_dir, ignore_errors=True)
-        original = AutoTokenizer.from_pretrained(resolve_folder(Path(model_path), cache_dir))
-        train_tokenizer(
-            corpus / "train.txt",
-            tokenizer_dir,
-            TokenizerConfig(vocab_size=config.vocab_size, model_type=config.tokenizer_type, seed=config.seed),
-            original=original,
-        )  # fmt: skip
-        _mark(tokenizer_dir, {"vocab_size": config.vocab_size, "type": config.tokenizer_type})
-    result.steps["tokenizer"] = _info(tokenizer_dir)
-    report("tokenizer", 1.0)
-
-    # 3. vocabulary swap
-    swapped = work_dir / "swapped"
-    if not _done(swapped):
-        report("swap", 0.0, f"{config.init} initialisation of the new embeddings")
-        shutil.rmtree(swapped, ignore_errors=True)
-        swap_report = swap_vocab_folder(
-            Path(model_path), tokenizer_dir, swapped, SwapConfig(init=config.init, seed=config.seed),
-            cache_dir=cache_dir,
-        )  # fmt: skip
-        _mark(swapped, _plain(swap_report))
-    result.steps["swap"] = _info(swapped)
-    current = swapped
-    report("swap", 1.0)
-
-    # 4. embeddings-only training (resumable)
-    if config.train_steps:
-        trained = work_dir / "trained"
-        if not _done(trained):
-            cfg = TrainConfig(mode="embeddings", steps=config.train_steps, batch_size=config.batch_size,
-                              seq_len=config.seq_len, learning_rate=config.learning_rate,
-                              checkpoint_every=max(1, config.train_steps // 4), seed=config.seed)  # fmt: skip
-            outcome = train_folder(
-                swapped, train_lines, trained, cfg, cache_dir=cache_dir, device=device,
-                resume=(trained / "checkpoint").exists(),
-                on_step=lambda step, total, loss: report("train", step / total, f"loss {loss:.3f}"),
-            )  # fmt: skip
-            _mark(trained, outcome.to_dict())
-        result.steps["train"] = _info(trained)
-        current = trained / "model"
-
-    # 5. LoRA and the merging factor
-    if config.lora_steps:
-        lora = work_dir / "lora"
-        if not _done(lora):
-            cfg = TrainConfig(mode="lora", steps=config.lora_steps, batch_size=config.batch_size,
-                              seq_len=config.seq_len, learning_rate=config.learning_rate / 2,
-                              lora_r=config.lora_r, lora_alpha=config.lora_alpha,
-                              checkpoint_every=max(1, config.lora_steps // 4), seed=config.seed)  # fmt: skip
-            outcome = train_folder(
-                current, train_lines, lora, cfg, cache_dir=cache_dir, device=device,
-                resume=(lora / "checkpoint").exists(),
-                on_step=lambda step, total, loss: report("lora", step / total, f"loss {loss:.3f}"),
-            )  # fmt: skip
-            _mark(lora, outcome.to_dict())
-        result.steps["lora"] = _info(lora)
-        merged = work_dir / "merged"
-        if not _done(merged):
-            report("merge", 0.0, "sweeping the merging factor")
-            sweep = merge_sweep_folder(
-                lora / "adapter", heldout_lines, merged, MergeConfig(grid=config.merge_grid),
-                cache_dir=cache_dir, base_path=current, device=device,
-            )  # fmt: skip
-            _mark(merged, sweep.to_dict())
-        result.steps["merge"] = _info(merged)
-        current = merged
+    previous = ""
+    for step in steps:
+        if not step.when(config):
+            continue
+        folder = work_dir / step.folder
+        fingerprint = _fingerprint(step, inputs, previous)
+        # once a step has run, every later one runs, on a clean folder
+        if result.ran or not _finished(step, folder, fingerprint):
+            keep = step.resumable and not result.ran and _recorded(folder) == fingerprint
+            if not keep:  # a checkpoint is kept only for the same inputs
+                shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / DONE).unlink(missing_ok=True)
+            (folder / FINGERPRINT).write_text(fingerprint)
+            info = step.run(ctx, folder, lambda f, m, name=step.name: report(name, f, m))
+            (folder / DONE).write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str))
+            result.ran.append(step.name)
+        result.steps[step.name] = json.loads((folder / DONE).read_text())
+        if step.yields is not None:
+            ctx.model = folder / step.yields
+        report(step.name, 1.0)
+        previous = fingerprint
     report("done", 1.0)
-    result.model_dir = current
+    result.model_dir = ctx.model
     return result
 
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from adaptation.corpus import read_text_file
 
 ModelType = Literal["unigram", "bpe"]
+MODEL_TYPES: dict[str, str] = {"unigram": "Unigram", "bpe": "BPE"}  # name -> label
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class TokenizerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.model_type not in ("unigram", "bpe"):
-            raise ValueError("model_type must be 'unigram' or 'bpe'")
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"model_type must be one of {', '.join(MODEL_TYPES)}")
         if self.vocab_size < 300:
             raise ValueError("vocab_size must be at least 300 (256 byte pieces + specials)")
 

@@ -10,6 +10,10 @@ rows are initialised from the old rows (input embeddings and, when untied, the L
   the mean-initialised rows and T the rows of a target model that already uses the new
   tokenizer (Learned Embedding Propagation, arXiv 2412.21140)
 
+Each method is a function registered in :data:`INIT_METHODS` with :func:`init_method`, beside
+its code; the CLI's ``--init``, the configs' checks and the web form's choices read that
+registry, so a new method is one function here (and its test).
+
 Spelling: a sentencepiece piece ``▁слово`` stands for `` слово`` (a word start); byte pieces
 ``<0xNN>`` map to the old tokenizer's byte token (``<0xNN>`` or the byte-level ``Ġ``-style
 character); special tokens map to the old token with the same string, else to the old token
@@ -19,27 +23,60 @@ of the same role (bos/eos/pad/unk). Specials are mapped this way under every met
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-InitMethod = Literal["mean", "weighted_mean", "random", "projection"]
-INIT_METHODS: tuple[str, ...] = ("mean", "weighted_mean", "random", "projection")
+from adaptation.registry import Registry, gettext_noop
+
+TargetRows = torch.Tensor | None
+# (old rows, spellings, config, target rows or None) -> (new rows, projection residual or None)
+InitRows = Callable[..., tuple[torch.Tensor, float | None]]
+
+
+@dataclass(frozen=True)
+class InitMethod:
+    """A registered way to initialise the new rows; ``label`` is what a person reads."""
+
+    name: str
+    rows: InitRows
+    label: str
+    needs_target: bool = False  # needs a model already on the new tokenizer (``--target``)
+
+
+INIT_METHODS: Registry[InitMethod] = Registry("init")
+
+
+def init_method(
+    name: str, label: str, *, needs_target: bool = False
+) -> Callable[[InitRows], InitRows]:
+    """Register the decorated function as the init method ``name``."""
+
+    def register(rows: InitRows) -> InitRows:
+        INIT_METHODS.add(name, InitMethod(name, rows, label, needs_target))
+        return rows
+
+    return register
+
+
+def without_target(method: InitMethod) -> bool:
+    """The methods the pipeline (and the web form) can run: no target model needed."""
+    return not method.needs_target
 
 
 @dataclass(frozen=True)
 class SwapConfig:
-    init: InitMethod = "mean"
+    init: str = "mean"  # a name in INIT_METHODS
     decay: float = 0.5  # weighted_mean: weight of piece i is decay**i before normalising
     ridge: float = 1e-4  # projection: Tikhonov term, relative to the mean of diag(MᵀM)
     seed: int = 0  # random
 
     def __post_init__(self) -> None:
-        if self.init not in INIT_METHODS:
-            raise ValueError(f"init must be one of {INIT_METHODS}")
+        INIT_METHODS.lookup(self.init)
         if not 0 < self.decay <= 1:
             raise ValueError("decay must be in (0, 1]")
 
@@ -198,6 +235,42 @@ def _apply_specials(rows: torch.Tensor, old_rows: torch.Tensor, spellings, speci
             rows[new_id] = old_rows[spellings[new_id]].float().mean(dim=0).to(rows.dtype)
 
 
+@init_method("mean", gettext_noop("mean of the old pieces"))
+def mean_init(
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, target_rows: TargetRows
+) -> tuple[torch.Tensor, float | None]:
+    return combine_rows(old_rows, spellings), None
+
+
+@init_method("weighted_mean", gettext_noop("weighted mean"))
+def weighted_mean_init(
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, target_rows: TargetRows
+) -> tuple[torch.Tensor, float | None]:
+    return combine_rows(old_rows, spellings, decay=config.decay), None
+
+
+@init_method("random", gettext_noop("random (baseline)"))
+def random_init(
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, target_rows: TargetRows
+) -> tuple[torch.Tensor, float | None]:
+    return random_rows(old_rows, len(spellings), config.seed), None
+
+
+@init_method("projection", gettext_noop("projection onto a target model"), needs_target=True)
+def projection_init(
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, target_rows: TargetRows
+) -> tuple[torch.Tensor, float | None]:
+    if target_rows is None:
+        raise ValueError("init='projection' needs the target model's rows")
+    if target_rows.shape[0] != len(spellings):
+        raise ValueError(
+            f"target has {target_rows.shape[0]} rows, the new tokenizer {len(spellings)}"
+        )
+    mean = combine_rows(old_rows, spellings)
+    weight, residual = fit_projection(mean, target_rows.to(mean.dtype), config.ridge)
+    return mean @ weight, residual
+
+
 def new_rows(
     old_rows: torch.Tensor,
     spellings: list[list[int]],
@@ -206,26 +279,14 @@ def new_rows(
     special_ids: list[int],
     target_rows: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float | None]:
-    """The initialised rows for one matrix (embeddings or head) and the projection residual."""
-    residual = None
-    if config.init == "mean":
-        rows = combine_rows(old_rows, spellings)
-    elif config.init == "weighted_mean":
-        rows = combine_rows(old_rows, spellings, decay=config.decay)
-    elif config.init == "random":
-        rows = random_rows(old_rows, len(spellings), config.seed)
-        _apply_specials(rows, old_rows, spellings, special_ids)
-    else:
-        if target_rows is None:
-            raise ValueError("init='projection' needs the target model's rows")
-        if target_rows.shape[0] != len(spellings):
-            raise ValueError(
-                f"target has {target_rows.shape[0]} rows, the new tokenizer {len(spellings)}"
-            )
-        mean = combine_rows(old_rows, spellings)
-        weight, residual = fit_projection(mean, target_rows.to(mean.dtype), config.ridge)
-        rows = mean @ weight
-        _apply_specials(rows, old_rows, spellings, special_ids)
+    """The initialised rows for one matrix (embeddings or head) and the projection residual.
+
+    The registered method computes every row; special tokens then take their old token's row
+    whatever the method (for the means that changes nothing: a special is spelled by one id).
+    """
+    method = INIT_METHODS.lookup(config.init)
+    rows, residual = method.rows(old_rows, spellings, config, target_rows)
+    _apply_specials(rows, old_rows, spellings, special_ids)
     return rows, residual
 
 

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext_lazy as _
 
+from adaptation.registry import options
 from sbs.catalog.models import ModelEntry
 from sbs.core.uploads import refuse_if_larger
 
@@ -35,42 +36,47 @@ class ModelRegisterForm(forms.Form):
         return data
 
 
+def config_fields(config_class: type) -> dict[str, forms.Field]:
+    """Form fields for the web options of an adaptation config dataclass, built from its field
+    metadata (``adaptation/registry.py``): label, bounds, choices, default; labels translated."""
+    fields: dict[str, forms.Field] = {}
+    for spec in options(config_class):
+        described = spec.option
+        if not described.web:
+            continue
+        common: dict[str, Any] = {
+            "label": _(described.label),
+            "help_text": _(described.help) if described.help else "",
+            "required": not spec.optional and spec.type is not bool,
+            "initial": spec.default,
+        }
+        bounds: dict[str, Any] = {"min_value": described.min, "max_value": described.max}
+        choices = described.choice_list()
+        if spec.many:
+            raise TypeError(f"{spec.name}: a list has no web field")
+        if choices is not None:
+            fields[spec.name] = forms.ChoiceField(
+                choices=[(value, _(label)) for value, label in choices], **common
+            )
+        elif spec.type is bool:
+            fields[spec.name] = forms.BooleanField(**common)
+        elif spec.type is int:
+            fields[spec.name] = forms.IntegerField(**bounds, **common)
+        elif spec.type is float:
+            fields[spec.name] = forms.FloatField(**bounds, **common)
+        else:
+            raise TypeError(f"{spec.name}: no web field for {spec.type.__name__}")
+    return fields
+
+
 class AdaptForm(forms.Form):
-    """The research recipe's knobs; defaults run in minutes on a laptop CPU."""
+    """The research recipe's knobs, from ``PipelineConfig``'s field metadata; the defaults run
+    in minutes on a laptop CPU. Built per request, so the choices follow the registries."""
 
     name = forms.CharField(label=_("Name of the adapted model"), max_length=200)
-    vocab_size = forms.IntegerField(
-        label=_("Vocabulary size"), min_value=300, max_value=262144, initial=32000
-    )
-    tokenizer_type = forms.ChoiceField(
-        label=_("Tokenizer"), choices=[("unigram", "Unigram"), ("bpe", "BPE")], initial="unigram"
-    )
-    init = forms.ChoiceField(
-        label=_("New embeddings initialised by"),
-        choices=[
-            ("mean", _("mean of the old pieces")),
-            ("weighted_mean", _("weighted mean")),
-            ("random", _("random (baseline)")),
-        ],  # fmt: skip
-        initial="mean",
-    )
-    train_steps = forms.IntegerField(
-        label=_("Embedding training steps"), min_value=0, max_value=1_000_000, initial=40
-    )
-    batch_size = forms.IntegerField(label=_("Batch size"), min_value=1, max_value=1024, initial=4)
-    seq_len = forms.IntegerField(
-        label=_("Sequence length"), min_value=16, max_value=8192, initial=128
-    )
-    learning_rate = forms.FloatField(
-        label=_("Learning rate"), min_value=1e-7, max_value=1.0, initial=2e-3
-    )
-    lora_steps = forms.IntegerField(
-        label=_("LoRA steps after that (0: none)"), min_value=0, max_value=1_000_000, initial=0
-    )
-    lora_r = forms.IntegerField(label=_("LoRA rank r"), min_value=1, max_value=1024, initial=8)
-    lora_alpha = forms.FloatField(label=_("LoRA alpha"), min_value=1, max_value=4096, initial=512)
-    max_corpus_lines = forms.IntegerField(
-        label=_("Use at most this many lines of Russian text (empty: all, about 150,000)"),
-        min_value=1000,
-        required=False,
-    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from adaptation.pipeline import PipelineConfig
+
+        super().__init__(*args, **kwargs)
+        self.fields.update(config_fields(PipelineConfig))

@@ -4,7 +4,7 @@ import pytest
 
 from adaptation.__main__ import build_parser, main
 
-STEPS = ["corpus", "train-tokenizer", "swap-vocab", "train", "merge-sweep", "fertility"]
+STEPS = ["corpus", "train-tokenizer", "swap-vocab", "train", "merge-sweep", "fertility", "pipeline"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -124,3 +124,20 @@ def test_tiny_end_to_end(tmp_path, capsys, ru_lines, old_model_dir):
     )
     assert set(fert) >= {str(old_model_dir), str(tmp_path / "tok")}
     assert "интеллект" in fert[str(tmp_path / "tok")]["probes"]
+
+
+def test_pipeline_runs_the_recipe_from_the_cli_and_a_rerun_resumes(
+    tmp_path, capsys, ru_lines, old_model_dir
+):
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(ru_lines[:600]), encoding="utf-8")
+    argv = ["pipeline", "--model", old_model_dir, "--work", tmp_path / "work", "--text", text,
+            "--no-use-wordnet", "--vocab-size", 500, "--train-steps", 1, "--batch-size", 2,
+            "--seq-len", 32, "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    first = _run(capsys, *argv)
+    assert first["ran"] == ["corpus", "tokenizer", "swap", "train"]
+    assert first["model_dir"] == str(tmp_path / "work" / "trained" / "model")
+    assert first["steps"]["tokenizer"] == {"vocab_size": 500, "type": "unigram"}
+    assert _run(capsys, *argv)["ran"] == []
+    text.write_text("\n".join(ru_lines[:700]), encoding="utf-8")  # other text: all redone
+    assert _run(capsys, *argv)["ran"] == ["corpus", "tokenizer", "swap", "train"]

@@ -3,6 +3,8 @@ import torch
 
 from adaptation.modelio import load_model
 from adaptation.vocab import (
+    INIT_METHODS,
+    InitMethod,
     SwapConfig,
     fit_projection,
     save_adapted,
@@ -72,6 +74,30 @@ def test_weighted_mean_and_random(old_tokenizer, new_tokenizer):
     norms = rows[200:].norm(dim=1)
     torch.testing.assert_close(norms, torch.full_like(norms, float(old.norm(dim=1).mean())))
     assert not torch.allclose(rows[new_id], old[old_ids].mean(0))
+
+
+def test_a_registered_init_method_initialises_the_swap(monkeypatch, old_tokenizer, new_tokenizer):
+    """The swap calls whatever the registry holds; specials still take their old rows."""
+    calls = []
+
+    def halves(old_rows, spellings, config, target_rows):
+        calls.append(old_rows.shape)
+        return torch.full((len(spellings), old_rows.shape[1]), 0.5), None
+
+    monkeypatch.setitem(INIT_METHODS, "halves", InitMethod("halves", halves, "one half"))
+    model = tiny_model(len(old_tokenizer), tied=False)
+    old_in = model.get_input_embeddings().weight.detach().clone()
+    report = swap_vocabulary(model, old_tokenizer, new_tokenizer, SwapConfig("halves"))
+    assert report.init == "halves" and len(calls) == 2  # embeddings and the untied head
+    new_in = model.get_input_embeddings().weight.detach()
+    new_id, _old_ids = _multi_piece_word_token(new_tokenizer, old_tokenizer)
+    assert torch.all(new_in[new_id] == 0.5)
+    special = new_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    torch.testing.assert_close(
+        new_in[special], old_in[old_tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    )
+    with pytest.raises(ValueError, match="init must be one of mean, weighted_mean"):
+        SwapConfig("nope")
 
 
 def test_fit_projection_recovers_known_linear_map():

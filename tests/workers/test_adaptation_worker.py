@@ -106,3 +106,62 @@ def test_a_running_adaptation_reserves_its_name_and_installs_into_that_entry(
     assert entry.pk == reserved.pk and entry.ready and entry.sha256 == two_models[1].sha256
     job.refresh_from_db()
     assert job.status == "done" and job.result_id == reserved.pk
+
+
+# The form is built from PipelineConfig's field metadata and the init-method registry.
+POST_CONTRACT = ["name", "vocab_size", "tokenizer_type", "init", "train_steps", "batch_size",
+                 "seq_len", "learning_rate", "lora_steps", "lora_r", "lora_alpha",
+                 "max_corpus_lines"]  # fmt: skip
+
+
+def test_the_adapt_form_is_built_from_the_pipeline_config_and_the_registry():
+    from adaptation.pipeline import PipelineConfig
+    from adaptation.registry import options
+    from adaptation.vocab import INIT_METHODS, without_target
+    from sbs.catalog.forms import AdaptForm
+
+    form = AdaptForm()
+    assert list(form.fields) == POST_CONTRACT
+    assert [value for value, _label in form.fields["init"].choices] == list(
+        INIT_METHODS.names(without_target)
+    )
+    for spec in options(PipelineConfig):
+        if spec.option.web:
+            field = form.fields[spec.name]
+            assert str(field.label) == spec.option.label and field.initial == spec.default
+            assert getattr(field, "min_value", None) == spec.option.min
+            assert getattr(field, "max_value", None) == spec.option.max
+
+
+def test_a_registered_init_method_can_be_chosen_on_the_page(client, two_models, monkeypatch):
+    from adaptation.vocab import INIT_METHODS, InitMethod
+    from sbs.core import jobs
+
+    monkeypatch.setitem(INIT_METHODS, "zeros", InitMethod("zeros", lambda *a: None, "all zeros"))
+    monkeypatch.setattr(jobs, "_enqueue", lambda model, pk: None)
+    client.force_login(factories.researcher())
+    url = reverse("catalog:adapt", args=[two_models[0].pk])
+    page = client.get(url).content.decode()
+    assert 'value="zeros"' in page and "all zeros" in page
+    data = {"name": "tiny-ru", "vocab_size": 600, "tokenizer_type": "unigram", "init": "zeros",
+            "train_steps": 1, "batch_size": 1, "seq_len": 32, "learning_rate": 0.01,
+            "lora_steps": 0, "lora_r": 4, "lora_alpha": 8}  # fmt: skip
+    assert client.post(url, data).status_code == 302
+    assert AdaptationJob.objects.get(name="tiny-ru").config["init"] == "zeros"
+    refused = client.post(url, {**data, "name": "tiny-ru-2", "init": "projection"})
+    assert refused.status_code == 200 and "projection" in refused.content.decode()
+    assert not AdaptationJob.objects.filter(name="tiny-ru-2").exists()
+
+
+def test_the_adapt_form_labels_and_bounds_reach_the_page_in_russian(client, two_models, settings):
+    settings.LANGUAGE_CODE = "ru"
+    client.force_login(factories.researcher())
+    url = reverse("catalog:adapt", args=[two_models[0].pk])
+    page = client.get(url, headers={"accept-language": "ru"}).content.decode()
+    assert "Размер словаря" in page and "среднее по старым фрагментам" in page
+    assert 'min="300"' in page and 'max="262144"' in page
+    response = client.post(url, {"name": "x", "vocab_size": 100, "tokenizer_type": "unigram",
+                                 "init": "mean", "train_steps": 1, "batch_size": 1, "seq_len": 32,
+                                 "learning_rate": 0.01, "lora_steps": 0, "lora_r": 4,
+                                 "lora_alpha": 8})  # fmt: skip
+    assert response.status_code == 200 and not AdaptationJob.objects.exists()
