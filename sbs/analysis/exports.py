@@ -1,17 +1,23 @@
 """Exports of a study: votes CSV, report JSON, self-contained HTML report, DPO JSONL.
 
+Every format is declared once, in :data:`FORMATS` (key -> :class:`ExportFormat`: label,
+content type, file name, renderer, where the manifest goes, what it is rendered from);
+the results page's download buttons, the export view, ``manage.py export_report
+--format`` and :func:`export_file` all read it, so a new format is its renderer and its
+entry here (and its test).
+
 Every export carries a manifest (:func:`export_manifest`): software version, seed,
 bootstrap rounds, the question set's sha256, a sha256 over the answers and the votes
 fingerprint, so that a report can be traced to its exact inputs and recomputed.
 
-Where the manifest goes:
+Where the manifest goes (:class:`ManifestPolicy`):
 
 * ``json`` and ``html``: embedded (the ``manifest`` key; a "Manifest" table).
-* ``csv`` and ``dpo``: the page downloads a ``.zip`` holding the data file and
-  ``manifest.json``; ``manage.py export_report`` writes ``PATH`` and
-  ``PATH.manifest.json`` beside it.
+* ``csv`` and the preference files: beside the data; the page downloads a ``.zip``
+  holding the data file and ``manifest.json``; ``manage.py export_report`` writes
+  ``PATH`` and ``PATH.manifest.json`` beside it.
 
-The CSV is UTF-8 with a byte-order mark, so that Excel shows Cyrillic. The DPO file is
+The CSV is UTF-8 with a byte-order mark, so that Excel shows Cyrillic. The DPO files are
 JSON lines with ``prompt``, ``chosen``, ``rejected`` and metadata; ties, both-bad votes,
 repeat votes and questions with an excluded answer are left out, and the policy is
 written into the manifest.
@@ -26,21 +32,27 @@ import json
 import math
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
 
 from sbs.analysis import selectors
+from sbs.analysis.figures import report_figures
+from sbs.analysis.sections import META_KEYS, SECTIONS
 from sbs.analysis.stats._plain import plain
 from sbs.studies.models import Study
 
-FORMATS = ("csv", "json", "html", "dpo")
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 Aggregate = Literal["none", "majority"]
 
 CSV_COLUMNS = (
@@ -280,8 +292,12 @@ def json_bytes(data: Any) -> bytes:
 
 
 def report_json(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> bytes:
-    """The JSON export: ``{"manifest": ..., "report": every table}``."""
-    return json_bytes({"manifest": manifest, "report": report})
+    """The JSON export: ``{"manifest": ..., "report": ...}``, the report being its facts
+    (:data:`~sbs.analysis.report.META_KEYS`) and every section of the registry, in order
+    (None for a section the report lacks)."""
+    facts = {k: report[k] for k in META_KEYS if k in report}
+    sections = {k: report.get(k) for k in SECTIONS}
+    return json_bytes({"manifest": manifest, "report": {**facts, **sections}})
 
 
 def site_css() -> SafeString:
@@ -323,67 +339,183 @@ def zip_bundle(filename: str, data: bytes, manifest: Mapping[str, Any]) -> bytes
     return buffer.getvalue()
 
 
+class ManifestPolicy(StrEnum):
+    """Where a format's manifest goes."""
+
+    EMBEDDED = "embedded"  # in the file: the JSON's "manifest" key, the HTML's table
+    BESIDE = "beside"  # the page: a .zip with manifest.json; the command: PATH.manifest.json
+
+
+class Source(StrEnum):
+    """What a format is rendered from."""
+
+    VOTES = "votes"  # the current votes, read at once (no bootstrap)
+    REPORT = "report"  # a computed report: the cached one (the page), or computed (the command)
+
+
+@dataclass
+class ExportInput:
+    """What a renderer reads: the study, the manifest, and the votes or the report."""
+
+    study: Study
+    manifest: dict[str, Any]
+    rows: list[dict[str, Any]]  # the votes (Source.VOTES), as selectors.vote_export_rows
+    report: Mapping[str, Any]  # the report (Source.REPORT)
+    plots: Mapping[str, str] | None = None  # the report's plots; None: drawn when asked
+
+    def figures(self) -> Mapping[str, str]:
+        """The report's plots in the active language (drawn here when none were given)."""
+        if self.plots is None:
+            self.plots = report_figures(self.report)
+        return self.plots
+
+
+@dataclass(frozen=True)
+class Rendered:
+    data: bytes
+    policy: dict[str, Any] | None = None  # written into a BESIDE manifest (e.g. what DPO left out)
+
+
+Renderer = Callable[[ExportInput], Rendered]
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: everything the page, the view and the command need to know."""
+
+    key: str  # in the URL and in ``export_report --format``
+    label: StrOrPromise  # the download button (lazily translated)
+    content_type: str
+    filename: str  # of the data file; ``{study}`` is the study's id
+    render: Renderer
+    manifest: ManifestPolicy
+    source: Source
+
+    def data_name(self, study_id: int) -> str:
+        return self.filename.format(study=study_id)
+
+    def download_name(self, study_id: int) -> str:
+        """The name the page downloads under: the data file's, or a .zip of it."""
+        name = self.data_name(study_id)
+        return name if self.manifest is ManifestPolicy.EMBEDDED else f"{name}.zip"
+
+
+def _render_votes_csv(inp: ExportInput) -> Rendered:
+    return Rendered(votes_csv(inp.rows))
+
+
+def _render_dpo(aggregate: Aggregate) -> Renderer:
+    def render(inp: ExportInput) -> Rendered:
+        records = dpo_records(inp.rows, selectors.answer_texts(inp.study), aggregate=aggregate)
+        return Rendered(jsonl(records), {**dpo_policy(aggregate), "records": len(records)})
+
+    return render
+
+
+def _render_report_json(inp: ExportInput) -> Rendered:
+    return Rendered(report_json(inp.report, inp.manifest))
+
+
+def _render_report_html(inp: ExportInput) -> Rendered:
+    html = report_html(inp.study, inp.report, inp.figures(), inp.manifest)
+    return Rendered(html.encode("utf-8"))
+
+
+# Every export format, in the order of the page's download buttons.
+FORMATS: dict[str, ExportFormat] = {
+    f.key: f
+    for f in (
+        ExportFormat(
+            "csv", _("Votes (CSV)"), "text/csv", "study-{study}-votes.csv",
+            _render_votes_csv, ManifestPolicy.BESIDE, Source.VOTES,
+        ),
+        ExportFormat(
+            "json", _("All tables (JSON)"), "application/json", "study-{study}-report.json",
+            _render_report_json, ManifestPolicy.EMBEDDED, Source.REPORT,
+        ),
+        ExportFormat(
+            "html", _("Report (HTML, offline)"), "text/html", "study-{study}-report.html",
+            _render_report_html, ManifestPolicy.EMBEDDED, Source.REPORT,
+        ),
+        ExportFormat(
+            "dpo", _("Preferences (DPO JSONL)"), "application/jsonl",
+            "study-{study}-dpo-votes.jsonl", _render_dpo("none"), ManifestPolicy.BESIDE,
+            Source.VOTES,
+        ),
+        ExportFormat(
+            "dpo-majority", _("Preferences, majority per question"), "application/jsonl",
+            "study-{study}-dpo-majority.jsonl", _render_dpo("majority"), ManifestPolicy.BESIDE,
+            Source.VOTES,
+        ),
+    )
+}  # fmt: skip
+
+
+def format_key(fmt: str, aggregate: str = "none") -> str:
+    """The key of a format, from the older spelling too (``dpo`` with ``aggregate=majority``
+    is ``dpo-majority``)."""
+    variant = f"{fmt}-{aggregate}"
+    return variant if aggregate != "none" and variant in FORMATS else fmt
+
+
 @dataclass(frozen=True)
 class ExportFile:
-    """One export: the data, its file name and type, and the manifest it carries."""
+    """One export: its format, the data, the data file's name and the manifest it carries."""
 
+    format: ExportFormat
+    study_id: int
     filename: str
-    content_type: str
     data: bytes
     manifest: dict[str, Any]
-    manifest_embedded: bool  # False: the manifest travels beside the data (zip or sidecar)
+
+    @property
+    def manifest_embedded(self) -> bool:  # False: the manifest travels beside (zip or sidecar)
+        return self.format.manifest is ManifestPolicy.EMBEDDED
+
+    def download(self) -> tuple[bytes, str, str]:
+        """What the page sends: (data, file name, content type); a .zip of the data file and
+        ``manifest.json`` when the manifest is not embedded."""
+        if self.manifest_embedded:
+            return self.data, self.filename, f"{self.format.content_type}; charset=utf-8"
+        name = self.format.download_name(self.study_id)
+        return zip_bundle(self.filename, self.data, self.manifest), name, "application/zip"
 
 
-def export_votes(
-    study: Study, *, fmt: Literal["csv", "dpo"], rounds: int, seed: int, aggregate: Aggregate
-) -> ExportFile:
-    """The CSV of votes or the DPO JSONL of the study's current votes (no bootstrap needed)."""
-    rows = selectors.vote_export_rows(study)
-    fingerprint = selectors.votes_fingerprint(study)
-    stem = f"study-{study.pk}"
-    if fmt == "csv":
-        manifest = export_manifest(
-            study, fmt="csv", rounds=rounds, seed=seed, fingerprint=fingerprint, n_votes=len(rows)
-        )
-        return ExportFile(f"{stem}-votes.csv", "text/csv", votes_csv(rows), manifest, False)
-    records = dpo_records(rows, selectors.answer_texts(study), aggregate=aggregate)
-    policy = {**dpo_policy(aggregate), "records": len(records)}
-    manifest = export_manifest(
-        study,
-        fmt="dpo",
-        rounds=rounds,
-        seed=seed,
-        fingerprint=fingerprint,
-        n_votes=len(rows),
-        policy=policy,
-    )
-    return ExportFile(
-        f"{stem}-preferences.jsonl", "application/jsonl", jsonl(records), manifest, False
-    )
-
-
-def export_report(
+def export_file(
     study: Study,
+    fmt: str,
     *,
-    fmt: Literal["json", "html"],
-    report: Mapping[str, Any],
-    plots: Mapping[str, str],
-    fingerprint: str,
+    settings: Mapping[str, int] | None = None,
+    report: Mapping[str, Any] | None = None,
+    plots: Mapping[str, str] | None = None,
+    fingerprint: str = "",
 ) -> ExportFile:
-    """The JSON or HTML export of a computed report (manifest embedded)."""
-    settings_ = report["settings"]
+    """Render ``fmt`` (a key of :data:`FORMATS`) with its manifest.
+
+    A votes format reads the study's current votes and takes the report's ``settings``
+    (bootstrap ``rounds`` and ``seed``, :func:`sbs.analysis.services.report_settings`) for
+    its manifest; a report format takes the computed ``report``, its
+    ``fingerprint`` and, for the HTML, its ``plots`` (drawn here when None).
+    """
+    f = FORMATS[fmt]
+    rows: list[dict[str, Any]] = []
+    if f.source is Source.VOTES:
+        if settings is None:
+            raise ValueError(f"{fmt}: the report settings (rounds, seed) are needed")
+        rounds, seed = settings["rounds"], settings["seed"]
+        rows = selectors.vote_export_rows(study)
+        fingerprint, n_votes = selectors.votes_fingerprint(study), len(rows)
+    else:
+        if report is None:
+            raise ValueError(f"{fmt}: a computed report is needed")
+        rounds, seed = report["settings"]["rounds"], report["settings"]["seed"]
+        n_votes = report["counts"]["votes"]
     manifest = export_manifest(
-        study,
-        fmt=fmt,
-        rounds=settings_["rounds"],
-        seed=settings_["seed"],
-        fingerprint=fingerprint,
-        n_votes=report["counts"]["votes"],
+        study, fmt=f.key, rounds=rounds, seed=seed, fingerprint=fingerprint, n_votes=n_votes
     )
-    stem = f"study-{study.pk}-report"
-    if fmt == "json":
-        return ExportFile(
-            f"{stem}.json", "application/json", report_json(report, manifest), manifest, True
-        )
-    html = report_html(study, report, plots, manifest)
-    return ExportFile(f"{stem}.html", "text/html", html.encode("utf-8"), manifest, True)
+    out = f.render(ExportInput(study, manifest, rows, report or {}, plots))
+    if out.policy is not None:
+        if f.manifest is ManifestPolicy.EMBEDDED:
+            raise ValueError(f"{fmt}: a policy cannot join a manifest already embedded")
+        manifest["policy"] = out.policy
+    return ExportFile(f, study.pk, f.data_name(study.pk), out.data, manifest)

@@ -2,16 +2,18 @@
 
 The page never bootstraps. :func:`report_request` finds or creates the cache row for the
 current votes fingerprint (the unique constraint makes it idempotent: one row, hence at
-most one pending job, per fingerprint) and enqueues the job after commit.
-:func:`report_compute` is what the job runs: it claims the row with a conditional
-update, skips a row that a newer one has superseded, computes the full report and its
-plots, and writes them back.
+most one pending job, per fingerprint) and enqueues its job after commit.
+
+The row is a job of the one lifecycle (:mod:`sbs.core.jobs`): the task
+(``workers/tasks/report.py``) claims it with a lease, lets :func:`report_supersede` end it
+when a newer row of the study exists, computes it with :func:`report_compute` (no
+writes) and stores it with :func:`report_finish`, a fenced write: a worker whose lease
+was taken over stores nothing.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,12 +25,14 @@ from django.utils import timezone
 from sbs.analysis import selectors
 from sbs.analysis.figures import report_figures_all_languages
 from sbs.analysis.models import ReportCache
-from sbs.analysis.report import SCHEMA, build_preliminary, build_report
-from sbs.core.queues import Queue
+from sbs.analysis.report import build_preliminary, build_report
+from sbs.analysis.sections import schema_hash
+from sbs.core import jobs
 from sbs.studies.models import Study
 
 BOOTSTRAP_ROUNDS = 1000
-# A job not started (or not finished) after this long is presumed lost and sent again.
+# A pending job not started this long after it was sent is presumed lost and sent again
+# (a running one is sent again once its lease expired: the worker stopped renewing it).
 STALE_AFTER = timedelta(minutes=10)
 # A failed job is sent again by the first request (page view, export, vote) this long after
 # it failed. Short, so a fixed bug or a passing outage heals by itself; not zero, so the
@@ -42,8 +46,10 @@ def report_settings(study: Study) -> dict[str, int]:
 
 
 def report_fingerprint(study: Study) -> str:
+    """The votes, the bootstrap settings and the report's schema (its sections): a cached
+    report is current only while all of them are the same."""
     s = report_settings(study)
-    return f"{selectors.votes_fingerprint(study)}/r{s['rounds']}s{s['seed']}/schema{SCHEMA}"
+    return f"{selectors.votes_fingerprint(study)}/r{s['rounds']}s{s['seed']}/schema-{schema_hash()}"
 
 
 def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
@@ -59,22 +65,14 @@ def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
     )
 
 
-def _enqueue(report_id: int) -> None:
-    from sbs.celery import app
-
-    transaction.on_commit(
-        lambda: app.send_task("workers.tasks.compute_report", args=[report_id], queue=Queue.DEFAULT)
-    )
-
-
 def report_request(*, study: Study) -> ReportCache:
     """The cache row for the current votes; a job is enqueued (after commit) if it is new.
 
-    A row still pending or running after :data:`STALE_AFTER` is enqueued again (the job
-    is idempotent), and so is a superseded row whose votes are current again (a vote
-    withdrawn), and a failed row :data:`RETRY_FAILED_AFTER` after it failed: a failure
-    is never final, the next request after that pause tries again (new votes make a new
-    row and a new job at once).
+    Sent again (the job is idempotent): a row still pending :data:`STALE_AFTER` after it
+    was sent, a running row whose lease expired, a superseded row whose votes are current
+    again (a vote withdrawn), and a failed row :data:`RETRY_FAILED_AFTER` after it failed:
+    a failure is never final, the next request after that pause tries again with fresh
+    attempts (new votes make a new row and a new job at once).
     """
     fingerprint = report_fingerprint(study)
     now = timezone.now()
@@ -86,24 +84,28 @@ def report_request(*, study: Study) -> ReportCache:
     except IntegrityError:  # a concurrent request created it first
         row, created = ReportCache.objects.get(study=study, fingerprint=fingerprint), False
     if created:
-        _enqueue(row.pk)
+        jobs.enqueue(row)
         return row
-    # Sent again: a job presumed lost, a row superseded by votes since withdrawn, or a
-    # job that failed a little while ago.
-    resend = (
+    lost = Q(status=ReportCache.Status.PENDING, enqueued_at__lt=now - STALE_AFTER) | Q(
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True),
+        status=ReportCache.Status.RUNNING,
+    )
+    again = (
         Q(status=ReportCache.Status.SUPERSEDED)
-        | Q(
-            status__in=[ReportCache.Status.PENDING, ReportCache.Status.RUNNING],
-            enqueued_at__lt=now - STALE_AFTER,
-        )
         | Q(status=ReportCache.Status.FAILED, finished_at__lt=now - RETRY_FAILED_AFTER)
         | Q(status=ReportCache.Status.FAILED, finished_at__isnull=True)
     )
-    if ReportCache.objects.filter(resend, pk=row.pk).update(
-        enqueued_at=now, status=ReportCache.Status.PENDING
-    ):
+    pending = {"status": ReportCache.Status.PENDING, "enqueued_at": now, "lease_expires_at": None}
+    with transaction.atomic():
+        sent = ReportCache.objects.filter(lost, pk=row.pk).update(**pending) or (
+            ReportCache.objects.filter(again, pk=row.pk).update(
+                **pending, attempts=0, error="", finished_at=None
+            )
+        )
+        if sent:
+            jobs.enqueue(row)
+    if sent:
         row.refresh_from_db()
-        _enqueue(row.pk)
     return row
 
 
@@ -115,62 +117,58 @@ def report_latest_done(*, study: Study) -> ReportCache | None:
     )
 
 
-def _claim(report_id: int) -> bool:
-    now = timezone.now()
-    claimable = Q(status=ReportCache.Status.PENDING) | Q(
-        status=ReportCache.Status.RUNNING, started_at__lt=now - STALE_AFTER
-    )
-    return (
-        ReportCache.objects.filter(claimable, pk=report_id).update(
-            status=ReportCache.Status.RUNNING, started_at=now
-        )
-        == 1
-    )
-
-
-def report_compute(*, report_id: int) -> str:
-    """Compute and store the report of a cache row; returns what happened (for the log).
-
-    A row that a newer row of the same study has superseded is skipped: the newest row's
-    job computes the current votes, so a burst of votes costs one computation, not one
-    per page view.
-    """
-    if not _claim(report_id):
-        return "not claimed"
-    row = ReportCache.objects.select_related("study__model_a", "study__model_b").get(pk=report_id)
-    newer = ReportCache.objects.filter(study=row.study, enqueued_at__gt=row.enqueued_at)
-    if newer.exclude(pk=row.pk).exists():
-        ReportCache.objects.filter(pk=report_id).update(
-            status=ReportCache.Status.SUPERSEDED, finished_at=timezone.now()
-        )
-        return "superseded"
-    started = time.perf_counter()
-    try:
-        report = report_build(row.study)
-        figures = report_figures_all_languages(report)
-    except Exception:
-        ReportCache.objects.filter(pk=report_id).update(
-            status=ReportCache.Status.FAILED,
-            error=traceback.format_exc()[-4000:],
+def report_supersede(*, lease: jobs.Lease) -> bool:
+    """End the job as superseded when the page has asked for a newer row of the study
+    since: that row's job computes the current votes, so a burst of votes costs one
+    computation, not one per page view. Fenced; False when there is no newer row."""
+    with lease.guard():
+        row = ReportCache.objects.only("study_id", "enqueued_at").get(pk=lease.pk)
+        newer = ReportCache.objects.filter(study_id=row.study_id, enqueued_at__gt=row.enqueued_at)
+        if not newer.exclude(pk=lease.pk).exists():
+            return False
+        lease.update(
+            status=ReportCache.Status.SUPERSEDED,
             finished_at=timezone.now(),
+            lease_expires_at=None,
         )
-        raise
-    finished = timezone.now()
-    with transaction.atomic():
-        ReportCache.objects.filter(pk=report_id).update(
-            status=ReportCache.Status.DONE,
-            report=report,
-            plots=figures,
-            n_votes=report["counts"]["votes"],
-            seconds=time.perf_counter() - started,
-            finished_at=finished,
+    return True
+
+
+@dataclass(frozen=True)
+class ComputedReport:
+    """A report and its plots in every language, as the job computed them."""
+
+    report: dict[str, Any]
+    plots: dict[str, dict[str, str]]
+    seconds: float
+
+
+def report_compute(*, report_id: int) -> ComputedReport:
+    """Compute the full report of a cache row's study and its plots (no writes)."""
+    row = ReportCache.objects.select_related("study__model_a", "study__model_b").get(pk=report_id)
+    started = time.perf_counter()
+    report = report_build(row.study)
+    plots = report_figures_all_languages(report)
+    return ComputedReport(report, plots, time.perf_counter() - started)
+
+
+def report_finish(*, lease: jobs.Lease, computed: ComputedReport) -> None:
+    """Store a computed report and finish its job, under the lease (fenced: raises
+    :class:`~sbs.core.jobs.LeaseLost`, storing nothing, when the row is no longer ours).
+    The study's older finished rows go: a newer report is done."""
+    with lease.guard():
+        jobs.job_finish(
+            lease,
+            report=computed.report,
+            plots=computed.plots,
+            n_votes=computed.report["counts"]["votes"],
+            seconds=computed.seconds,
             error="",
         )
-        # Older rows of the study are of no further use once a newer report is done.
-        ReportCache.objects.filter(study=row.study, enqueued_at__lt=row.enqueued_at).exclude(
+        row = ReportCache.objects.only("study_id", "enqueued_at").get(pk=lease.pk)
+        ReportCache.objects.filter(study_id=row.study_id, enqueued_at__lt=row.enqueued_at).exclude(
             status__in=[ReportCache.Status.PENDING, ReportCache.Status.RUNNING]
         ).delete()
-    return "done"
 
 
 @dataclass(frozen=True)

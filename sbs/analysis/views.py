@@ -39,6 +39,7 @@ def results(request: HttpRequest, pk: int) -> HttpResponse:
             "row": page.row,
             "job_failed": page.row.status == ReportCache.Status.FAILED,
             "refresh": page.state != "current",
+            "export_formats": exports.FORMATS.values(),
         },
     )
 
@@ -46,36 +47,29 @@ def results(request: HttpRequest, pk: int) -> HttpResponse:
 @researcher_required
 def export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     study = _own_study(request, pk)
-    if fmt not in exports.FORMATS:
-        raise Http404
     form = ExportForm(request.GET)
     if not form.is_valid():
         raise Http404
-    settings_ = services.report_settings(study)
-    if fmt in ("csv", "dpo"):
-        out = exports.export_votes(
+    spec = exports.FORMATS.get(exports.format_key(fmt, form.cleaned_data["aggregate"]))
+    if spec is None:
+        raise Http404
+    if spec.source is exports.Source.VOTES:
+        out = exports.export_file(study, spec.key, settings=services.report_settings(study))
+    else:
+        row = services.report_request(study=study)
+        if row.status != ReportCache.Status.DONE or row.report is None:
+            messages.info(
+                request, _("The report is being recomputed; download it again in a few seconds.")
+            )
+            return redirect("studies:results", pk=study.pk)
+        out = exports.export_file(
             study,
-            fmt="csv" if fmt == "csv" else "dpo",
-            aggregate=form.cleaned_data["aggregate"],
-            **settings_,
+            spec.key,
+            report=row.report,
+            plots=row.plots.get(get_language() or "en"),
+            fingerprint=row.fingerprint,
         )
-        name = out.filename.rsplit(".", 1)[0] + ".zip"
-        data = exports.zip_bundle(out.filename, out.data, out.manifest)
-        return _download(data, name, "application/zip")
-    row = services.report_request(study=study)
-    if row.status != ReportCache.Status.DONE or row.report is None:
-        messages.info(
-            request, _("The report is being recomputed; download it again in a few seconds.")
-        )
-        return redirect("studies:results", pk=study.pk)
-    out = exports.export_report(
-        study,
-        fmt="json" if fmt == "json" else "html",
-        report=row.report,
-        plots=row.plots.get(get_language() or "en", {}),
-        fingerprint=row.fingerprint,
-    )
-    return _download(out.data, out.filename, f"{out.content_type}; charset=utf-8")
+    return _download(*out.download())
 
 
 def _download(data: bytes, filename: str, content_type: str) -> HttpResponse:

@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from sbs.analysis import exports, services
 from sbs.analysis.models import ReportCache
-from sbs.analysis.report import SECTIONS
+from sbs.analysis.sections import SECTIONS
 from sbs.catalog.models import ModelEntry
 from sbs.questions.models import Question
 from sbs.studies.models import Answer, Assignment
@@ -268,7 +268,9 @@ def lefty():
     voted = make_voted_study(n=10, repeat_share=0.0)
     user = voted.annotators[1]
     for a in Assignment.objects.filter(pair__study=voted.study, annotator=user):
-        vote_record(annotator=user, assignment_id=a.pk, choice="left", seconds_on_page=4.0)
+        vote_record(
+            annotator=user, assignment_id=a.pk, choice="left", seconds_on_page=4.0, change=True
+        )
     return voted
 
 

@@ -114,6 +114,7 @@ def cast(voted: VotedStudy, user: Any, outcome: str) -> int:
         assignment_id=a.pk,
         choice=screen_choice(a, outcome, voted.adapted),
         seconds_on_page=5.0,
+        change=True,
     )
     q, name, _old, rep = voted.planned[a.pk]
     voted.planned[a.pk] = (q, name, outcome, rep)

@@ -190,11 +190,16 @@ def test_lost_jobs_are_sent_again_and_a_redelivered_one_reclaims_its_row(
         assert services.report_request(study=voted.study).pk == row.pk
         services.report_request(study=voted.study)  # sent again once, not on every view
     assert len(callbacks) == 1
-    # A worker died mid-job: the row stays RUNNING until the redelivered task reclaims it.
-    ReportCache.objects.filter(pk=row.pk).update(
-        status=ReportCache.Status.RUNNING, started_at=long_ago
-    )
+    # A worker holds the row: a redelivered task leaves it alone while the lease is live.
+    soon = timezone.now() + timedelta(minutes=1)
+    claimed = {"status": ReportCache.Status.RUNNING, "attempts": 1, "fence": 1}
+    ReportCache.objects.filter(pk=row.pk).update(**claimed, lease_expires_at=soon)
+    assert compute_report.apply(args=[row.pk]).get() == "not claimed"
+    # It died mid-job: its lease expires, and the redelivered task reclaims the row.
+    ReportCache.objects.filter(pk=row.pk).update(lease_expires_at=long_ago)
     assert compute_report.apply(args=[row.pk]).get() == "done"
+    row.refresh_from_db()
+    assert row.status == ReportCache.Status.DONE and row.fence == 2 and row.attempts == 2
 
 
 def test_questions_with_an_excluded_answer_leave_the_analysis(voted):

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from sbs.analysis import exports
 from sbs.analysis.figures import report_figures
-from sbs.analysis.report import SECTIONS, build_report
+from sbs.analysis.report import build_report
+from sbs.analysis.sections import SECTIONS
 from sbs.analysis.stats.frame import vote_frame
 from sbs.studies.models import Study
 

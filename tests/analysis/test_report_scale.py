@@ -15,7 +15,8 @@ import xml.etree.ElementTree as ET
 
 from sbs.analysis import exports
 from sbs.analysis.figures import report_figures_all_languages
-from sbs.analysis.report import SECTIONS, build_report
+from sbs.analysis.report import build_report
+from sbs.analysis.sections import SECTIONS
 from sbs.studies.models import Study
 
 from .conftest import crowd_frame

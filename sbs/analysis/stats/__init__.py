@@ -29,7 +29,8 @@ self-consistency and left out of verdicts and ratings unless ``include_repeats=T
 Modules: :mod:`.frame`, :mod:`.verdict` (two-model verdict), :mod:`.bradley_terry`
 (ratings for 2+ models), :mod:`.categories` (per-category verdicts, Holm),
 :mod:`.agreement` (inter-annotator agreement, annotator quality), :mod:`.power`
-(votes still needed), :mod:`.multiplicity` (Holm and Benjamini–Hochberg). Results are
+(votes still needed), :mod:`.multiplicity` (Holm and Benjamini–Hochberg), :mod:`.summary`
+(summaries of those results for the report). Results are
 frozen dataclasses with ``to_dict()`` returning JSON-serialisable plain types (every number
 finite or None).
 """

@@ -172,7 +172,7 @@ def pairwise_cohen_kappas(first: pd.DataFrame, *, min_shared: int = 2) -> npt.ND
     p_e = chance / (n * n)
     defined = ~np.isclose(p_e, 1.0, rtol=1e-9, atol=0.0)
     kappa = (p_o[defined] - p_e[defined]) / (1.0 - p_e[defined])
-    return kappa[np.isfinite(kappa)]
+    return np.asarray(kappa[np.isfinite(kappa)], dtype=np.float64)
 
 
 def agreement(frame: pd.DataFrame, *, min_shared: int = 2) -> AgreementReport:

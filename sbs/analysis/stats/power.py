@@ -48,8 +48,8 @@ def required_decisive_votes(
         raise ValueError("win_rate must be within [0, 1]")
     if win_rate == p0:
         return None
-    z_alpha = norm.ppf(1 - alpha / 2)
-    z_beta = norm.ppf(power)
+    z_alpha = float(norm.ppf(1 - alpha / 2))
+    z_beta = float(norm.ppf(power))
     root = z_alpha * math.sqrt(p0 * (1 - p0)) + z_beta * math.sqrt(win_rate * (1 - win_rate))
     return math.ceil(root**2 / (win_rate - p0) ** 2)
 

@@ -1,4 +1,5 @@
-"""Number formatting for the report tables: missing values as a dash, p-values honestly."""
+"""Number formatting for the report tables (missing values as a dash, p-values honestly)
+and the sections a report page shows."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any
 
 from django import template
 
-from sbs.analysis.report import most_extreme_annotators
+from sbs.analysis.sections import Section
+from sbs.analysis.sections import page_sections as _page_sections
+from sbs.analysis.stats.summary import most_extreme_annotators
 
 register = template.Library()
 
@@ -62,3 +65,16 @@ def annotator_rows(annotators: Any, limit: int) -> list[Any]:
     """
     rows = list(annotators or [])
     return rows if len(rows) <= int(limit) else most_extreme_annotators(rows, int(limit))
+
+
+@register.filter
+def page_sections(report: Any) -> list[Section]:
+    """The sections with a partial that this report shows, in order (see
+    :func:`sbs.analysis.report.page_sections`)."""
+    return _page_sections(report or {})
+
+
+@register.filter
+def section_data(report: Any, key: str) -> Any:
+    """The part of ``report`` a section computed (None when it has none)."""
+    return (report or {}).get(key)

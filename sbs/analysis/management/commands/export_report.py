@@ -1,8 +1,10 @@
-"""``manage.py export_report STUDY --format {csv,json,html,dpo} --out PATH``.
+"""``manage.py export_report STUDY --format FORMAT --out PATH``; the formats are those of
+:data:`sbs.analysis.exports.FORMATS` (csv, json, html, dpo, dpo-majority).
 
-JSON and HTML embed their manifest; CSV and DPO write ``PATH`` and ``PATH.manifest.json``
-beside it. JSON and HTML use the cached report when it matches the current votes and
-compute it here otherwise (a command may take its time; a web request may not).
+A format whose manifest is embedded (JSON, HTML) writes ``PATH``; the others write ``PATH``
+and ``PATH.manifest.json`` beside it. Report formats use the cached report when it matches
+the current votes and compute it here otherwise (a command may take its time; a web
+request may not).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import translation
 
 from sbs.analysis import exports, services
-from sbs.analysis.figures import report_figures
 from sbs.analysis.models import ReportCache
 from sbs.studies.models import Study
 
@@ -25,13 +26,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("study", type=int, help="study id")
-        parser.add_argument("--format", required=True, choices=exports.FORMATS, dest="fmt")
+        parser.add_argument("--format", required=True, choices=list(exports.FORMATS), dest="fmt")
         parser.add_argument("--out", required=True, type=Path)
         parser.add_argument(
             "--aggregate",
             choices=["none", "majority"],
             default="none",
-            help="dpo: one record per vote (none) or per question by majority",
+            help="dpo: one record per vote (none) or per question by majority "
+            "(the same as --format dpo-majority)",
         )
         parser.add_argument(
             "--language", default=settings.LANGUAGE_CODE, help="language of the HTML report"
@@ -45,14 +47,14 @@ class Command(BaseCommand):
         except Study.DoesNotExist:
             raise CommandError(f"no study {opts['study']}") from None
         out_path: Path = opts["out"]
-        fmt = opts["fmt"]
+        spec = exports.FORMATS[exports.format_key(opts["fmt"], opts["aggregate"])]
         with translation.override(opts["language"]):
-            if fmt in ("csv", "dpo"):
-                result = exports.export_votes(
-                    study, fmt=fmt, aggregate=opts["aggregate"], **services.report_settings(study)
+            if spec.source is exports.Source.VOTES:
+                result = exports.export_file(
+                    study, spec.key, settings=services.report_settings(study)
                 )
             else:
-                result = self._report(study, fmt, opts["language"])
+                result = self._report(study, spec.key, opts["language"])
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_bytes(result.data)
         written = [out_path]
@@ -69,17 +71,8 @@ class Command(BaseCommand):
             study=study, fingerprint=fingerprint, status=ReportCache.Status.DONE
         ).first()
         if row is not None and row.report is not None:
-            report, plots = row.report, row.plots.get(language) or {}
+            report, plots = row.report, row.plots.get(language) or None
         else:
             self.stderr.write("computing the report (no cached report for the current votes)")
-            report = services.report_build(study)
-            plots = {}
-        if fmt == "html" and not plots:
-            plots = report_figures(report)
-        return exports.export_report(
-            study,
-            fmt="json" if fmt == "json" else "html",
-            report=report,
-            plots=plots,
-            fingerprint=fingerprint,
-        )
+            report, plots = services.report_build(study), None
+        return exports.export_file(study, fmt, report=report, plots=plots, fingerprint=fingerprint)
