@@ -14,8 +14,12 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from sbs import assets
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("SBS_VAR_DIR", BASE_DIR / "var"))
+# var/ beside manage.py in a checkout; in the working folder for an installed package.
+_CHECKOUT = (BASE_DIR / "manage.py").exists()
+VAR_DIR = Path(os.environ.get("SBS_VAR_DIR", (BASE_DIR if _CHECKOUT else Path.cwd()) / "var"))
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -86,7 +90,7 @@ WSGI_APPLICATION = "sbs.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [assets.TEMPLATES],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -143,13 +147,13 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "ru")
 LANGUAGES = [("ru", _("Russian")), ("en", _("English"))]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [assets.LOCALE]
 USE_I18N = True
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [assets.STATIC]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = VAR_DIR / "uploads"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024

@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from adaptation.shipped import gemma3_gguf, smollm2_gguf
+from sbs import assets
 from sbs.accounts.roles import make_researcher
 from sbs.catalog import services as catalog_services
 from sbs.catalog.models import AdaptationJob, ModelEntry
@@ -64,7 +65,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--questions",
             type=Path,
-            default=Path(settings.BASE_DIR) / "data" / "demo_questions_ru.jsonl",
+            default=assets.DATA / "demo_questions_ru.jsonl",
         )
         parser.add_argument("--url", default="http://127.0.0.1:8000/")
         parser.add_argument(
