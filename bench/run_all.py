@@ -24,8 +24,10 @@ ORDER = ["votes", "generation", "bradley_terry", "report", "adaptation"]
 QUICK_ARGS = {
     "votes": ["--quick"],
     "generation": ["--quick"],
+    "ensemble": ["--quick"],
     "adaptation": ["--train-steps", "2", "--lora-steps", "3"],
     "report": ["--sizes", "50,300", "--max-full-pairs", "3000"],
+    "forgetting": ["--quick"],
 }
 
 

@@ -35,12 +35,14 @@ def _build(
     rounds: int,
     seed: int,
     preliminary: bool,
+    benchmarks: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     started = time.perf_counter()
     firsts = first_votes(frame)
     inputs = ReportInput(
-        frame, firsts, original, adapted, speed, rounds if len(firsts) else 0, seed
-    )
+        frame, firsts, original, adapted, speed, rounds if len(firsts) else 0, seed,
+        benchmarks=benchmarks,
+    )  # fmt: skip
     out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "preliminary": preliminary,
@@ -87,10 +89,11 @@ def build_report(
     speed: Sequence[Mapping[str, Any]] = (),
     rounds: int = 1000,
     seed: int = 0,
+    benchmarks: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Every section of the report (see :mod:`sbs.analysis.sections` for orientation and
-    policies)."""
+    policies); ``benchmarks``: both models' benchmark results, for the forgetting section."""
     return _build(
         frame, original=original, adapted=adapted, speed=speed, rounds=rounds, seed=seed,
-        preliminary=False,
+        preliminary=False, benchmarks=benchmarks,
     )  # fmt: skip

@@ -47,6 +47,7 @@ from sbs.analysis import plots
 from sbs.analysis.stats.agreement import AgreementReport, agreement, annotator_stats
 from sbs.analysis.stats.bradley_terry import bradley_terry
 from sbs.analysis.stats.categories import CategoryReport, category_verdicts
+from sbs.analysis.stats.forgetting import forgetting_table
 from sbs.analysis.stats.frame import first_votes, models_in
 from sbs.analysis.stats.power import PowerEstimate, votes_needed
 from sbs.analysis.stats.summary import (
@@ -60,6 +61,7 @@ from sbs.analysis.stats.verdict import Verdict, verdict
 # Bump when what a section computes changes without its key (e.g. a new correction);
 # adding, removing or reordering sections changes the schema hash by itself.
 SCHEMA_VERSION = 2  # 2: BH-adjusted annotator tests and flags; every number finite or None
+FORGETTING_ROUNDS = 2000  # paired bootstrap of the benchmark drops (not tied to the votes)
 LEVEL = 0.95
 ALPHA = 0.05
 POWER = 0.8
@@ -81,6 +83,8 @@ class ReportInput:
     rounds: int  # bootstrap rounds: 0 in the preliminary report and without first votes
     seed: int
     done: dict[str, Any] = field(default_factory=dict)
+    # Benchmark results both models have (sbs.questions.selectors.forgetting_inputs).
+    benchmarks: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -330,3 +334,37 @@ def _ranking(r: ReportInput) -> dict[str, Any] | None:
     if len(models_in(first_votes(pair))) < 2:  # votes of any other model are not rated
         return None
     return bradley_terry(pair, models=two, rounds=r.rounds, seed=r.seed, level=LEVEL).to_dict()
+
+
+def forgetting_figure(report: Mapping[str, Any]) -> str | None:
+    """The drop of each benchmark row (original - adapted) with its paired bootstrap
+    interval; right of the dashed zero line the adapted model forgot."""
+    rows = (report.get("forgetting") or {}).get("rows") or []
+    if not rows:
+        return None
+    labels = [
+        f"{r['benchmark']} · {r['category'] or _('all')} ({r['prompt_format']})" for r in rows
+    ]
+    return _b64(
+        plots._forest(
+            labels, [r["drop"] for r in rows], [r["drop_low"] for r in rows],
+            [r["drop_high"] for r in rows],
+            title=_("Forgetting: benchmark score of the original minus the adapted model"),
+            # xgettext:no-python-format
+            axis_label=_("drop in accuracy (95% paired bootstrap interval)"),
+            reference=0.0, reference_label=_("no change"), limits=None, percent=True,
+        )
+    )  # fmt: skip
+
+
+@section(
+    "forgetting",
+    template="analysis/sections/forgetting.html",
+    figure=Figure("forgetting", forgetting_figure),
+)
+def _forgetting(r: ReportInput) -> dict[str, Any] | None:
+    if not r.benchmarks:
+        return None
+    return forgetting_table(
+        r.benchmarks, alpha=ALPHA, level=LEVEL, rounds=FORGETTING_ROUNDS, seed=r.seed
+    ).to_dict()

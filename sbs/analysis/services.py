@@ -28,6 +28,7 @@ from sbs.analysis.models import ReportCache
 from sbs.analysis.report import build_preliminary, build_report
 from sbs.analysis.sections import schema_hash
 from sbs.core import jobs
+from sbs.questions import selectors as question_selectors
 from sbs.studies.models import Study
 
 BOOTSTRAP_ROUNDS = 1000
@@ -46,10 +47,16 @@ def report_settings(study: Study) -> dict[str, int]:
 
 
 def report_fingerprint(study: Study) -> str:
-    """The votes, the bootstrap settings and the report's schema (its sections): a cached
-    report is current only while all of them are the same."""
+    """The votes, the bootstrap settings, the benchmark runs both models finished (when
+    there are any) and the report's schema (its sections): a cached report is current only
+    while all of them are the same."""
     s = report_settings(study)
-    return f"{selectors.votes_fingerprint(study)}/r{s['rounds']}s{s['seed']}/schema-{schema_hash()}"
+    bench = question_selectors.benchmark_fingerprint(study.model_a, study.model_b)
+    bench = f"/bench-{bench}" if bench else ""
+    return (
+        f"{selectors.votes_fingerprint(study)}/r{s['rounds']}s{s['seed']}{bench}"
+        f"/schema-{schema_hash()}"
+    )
 
 
 def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
@@ -60,9 +67,11 @@ def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
     speed = selectors.speed_dicts(study)
     if preliminary:
         return build_preliminary(frame, original=a, adapted=b, speed=speed, seed=s["seed"])
+    benchmarks = question_selectors.forgetting_inputs(study.model_a, study.model_b)
     return build_report(
-        frame, original=a, adapted=b, speed=speed, rounds=s["rounds"], seed=s["seed"]
-    )
+        frame, original=a, adapted=b, speed=speed, rounds=s["rounds"], seed=s["seed"],
+        benchmarks=benchmarks,
+    )  # fmt: skip
 
 
 def report_request(*, study: Study) -> ReportCache:

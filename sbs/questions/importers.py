@@ -1,4 +1,5 @@
-"""Parse a question file (CSV or JSONL) completely before anything is written.
+"""Parse a question file or a benchmark file (CSV or JSONL) completely before anything is
+written.
 
 Columns / keys: ``question`` (required), ``category``, ``reference``, ``id`` (optional,
 stable; defaults to the 1-based row number). UTF-8 with or without a BOM. Every problem is
@@ -16,6 +17,9 @@ from typing import Literal
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+
+from adaptation import benchmarks
+from adaptation.benchmarks import MCItem
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # when settings.QUESTION_FILE_MAX_BYTES is absent
 MAX_QUESTIONS = 50_000
@@ -220,3 +224,15 @@ def content_sha256(questions: list[ParsedQuestion]) -> str:
     """sha256 of the canonical JSON of the questions, independent of the file's format."""
     canonical = json.dumps([asdict(q) for q in questions], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_benchmark(data: bytes, file_format: FileFormat) -> list[MCItem]:
+    """Every item of a multiple-choice file (``adaptation.benchmarks.parse_items``: JSONL
+    with ``question``, ``choices``, ``answer``, optional ``id``, ``category``, ``context``;
+    CSV with ``choice_1 .. choice_N``), or a :class:`QuestionFileError` listing every
+    problem with its line, translated."""
+    text = decode_utf8(data)
+    try:
+        return benchmarks.parse_items(text, file_format)
+    except benchmarks.BenchmarkFileError as exc:
+        raise QuestionFileError([LineError(p.line, p.text(_)) for p in exc.problems]) from None

@@ -1,17 +1,26 @@
-"""The researcher's question-set pages."""
+"""The researcher's question-set and benchmark pages (benchmark runs of a model or of a
+study's two models)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from sbs.accounts.roles import AuthedRequest, researcher_required
+from sbs.catalog.models import ModelEntry
 from sbs.questions import selectors, services
-from sbs.questions.forms import QuestionImportForm
+from sbs.questions.forms import (
+    BenchmarkImportForm,
+    BenchmarkRunForm,
+    QuestionImportForm,
+    ShippedBenchmarkForm,
+)
 from sbs.questions.importers import QuestionFileError
-from sbs.questions.models import QuestionSet
+from sbs.questions.models import Benchmark, QuestionSet
+from sbs.studies.models import Study
 
 
 @researcher_required
@@ -49,4 +58,137 @@ def question_set_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         request,
         "questions/question_set_detail.html",
         {"qset": qset, "questions": qset.questions.all()},
+    )
+
+
+# ------------------------------------------------------------------------------ benchmarks
+
+
+@researcher_required
+def benchmarks(request: AuthedRequest) -> HttpResponse:
+    """The benchmarks, the import of a file and of a set shipped on PyPI."""
+    action = request.POST.get("action") if request.method == "POST" else None
+    form = BenchmarkImportForm(
+        request.POST if action == "upload" else None, request.FILES if action == "upload" else None
+    )
+    shipped_form = ShippedBenchmarkForm(request.POST if action == "shipped" else None)
+    errors: list[str] = []
+    try:
+        benchmark = None
+        if action == "upload" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            benchmark = services.benchmark_import(
+                name=form.cleaned_data["name"],
+                data=upload.read(),
+                filename=upload.name,
+                user=request.user,
+                language=form.cleaned_data["language"],
+            )
+        elif action == "shipped" and shipped_form.is_valid():
+            benchmark = services.benchmark_import_shipped(
+                key=shipped_form.cleaned_data["shipped"],
+                name=shipped_form.cleaned_data["name"],
+                user=request.user,
+            )
+    except QuestionFileError as exc:
+        errors = [str(e) for e in exc.errors]
+    except services.ServiceError as exc:
+        errors = [str(exc)]
+    else:
+        if benchmark is not None:
+            messages.success(request, _("Imported %(n)d items.") % {"n": benchmark.items.count()})
+            return redirect("questions:benchmark", benchmark.pk)
+    return render(
+        request,
+        "questions/benchmarks.html",
+        {
+            "form": form,
+            "shipped_form": shipped_form,
+            "benchmarks": selectors.benchmarks_with_counts(),
+            "errors": errors,
+        },
+    )
+
+
+@researcher_required
+def benchmark_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+    benchmark = get_object_or_404(Benchmark, pk=pk)
+    return render(
+        request,
+        "questions/benchmark_detail.html",
+        {
+            "benchmark": benchmark,
+            "categories": selectors.benchmark_categories(benchmark),
+            "items": benchmark.items.all()[:BENCHMARK_ITEMS_SHOWN],
+            "n_items": benchmark.items.count(),
+            "shown": BENCHMARK_ITEMS_SHOWN,
+            "runs": benchmark.runs.select_related("model").order_by("model__name"),
+        },
+    )
+
+
+BENCHMARK_ITEMS_SHOWN = 200
+
+
+def _runs_page(
+    request: AuthedRequest,
+    models: list[ModelEntry],
+    *,
+    title: str,
+    back: str | None,
+    study: Study | None = None,
+) -> HttpResponse:
+    form = BenchmarkRunForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            started = services.benchmark_runs_start(
+                models=models,
+                benchmarks=list(form.cleaned_data["benchmarks"]),
+                prompt_format=form.cleaned_data["prompt_format"],
+                user=request.user,
+            )
+        except services.ServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("%(n)d benchmark runs requested.") % {"n": len(started)})
+            return redirect(request.path)
+    return render(
+        request,
+        "questions/benchmark_runs.html",
+        {
+            "form": form,
+            "title": title,
+            "back": back,
+            "study": study,
+            "models": models,
+            "runs": selectors.runs_for_models(models),
+        },
+    )
+
+
+@researcher_required
+def model_benchmarks(request: AuthedRequest, model_pk: int) -> HttpResponse:
+    """A model's benchmark runs, and the form that starts more."""
+    model = get_object_or_404(ModelEntry.objects.ready(), pk=model_pk)
+    return _runs_page(
+        request,
+        [model],
+        title=_("Benchmarks of %(model)s") % {"model": model.name},
+        back=reverse("catalog:models"),
+    )
+
+
+@researcher_required
+def study_benchmarks(request: AuthedRequest, study_pk: int) -> HttpResponse:
+    """Both models of a study on the same benchmarks: the forgetting table of the results
+    page reads their runs."""
+    study = get_object_or_404(
+        Study.objects.select_related("model_a", "model_b"), pk=study_pk, owner=request.user
+    )
+    return _runs_page(
+        request,
+        [study.model_a, study.model_b],
+        title=_("Benchmarks of study “%(study)s”") % {"study": study.name},
+        back=reverse("studies:detail", args=[study.pk]),
+        study=study,
     )

@@ -4,7 +4,8 @@ import pytest
 
 from adaptation.__main__ import build_parser, main
 
-STEPS = ["corpus", "train-tokenizer", "swap-vocab", "train", "merge-sweep", "fertility", "pipeline"]
+STEPS = ["corpus", "train-tokenizer", "swap-vocab", "train", "merge-sweep", "fertility", "pipeline",
+         "score", "export-benchmark"]  # fmt: skip
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -111,6 +112,9 @@ def test_tiny_end_to_end(tmp_path, capsys, ru_lines, old_model_dir):
     )
     assert [s["phi"] for s in sweep["scores"]] == [0.0, 0.5, 1.0]
     assert (tmp_path / "merged" / "model.safetensors").exists()
+    assert sweep["select_by"] == "tradeoff" and sweep["tolerance"] == 0.02
+    assert "bpc:en_general" in sweep["scores"][0]["forgetting_by_category"]
+    assert (tmp_path / "merged" / "merge_sweep.svg").read_text().startswith("<?xml")
     fert = _run(
         capsys,
         "fertility",
@@ -141,3 +145,36 @@ def test_pipeline_runs_the_recipe_from_the_cli_and_a_rerun_resumes(
     assert _run(capsys, *argv)["ran"] == []
     text.write_text("\n".join(ru_lines[:700]), encoding="utf-8")  # other text: all redone
     assert _run(capsys, *argv)["ran"] == ["corpus", "tokenizer", "swap", "train"]
+
+
+def test_score_prints_acc_and_acc_norm_per_category(tmp_path, capsys, tiny_model_dir):
+    from tests.conftest import ROOT
+
+    argv = [
+        "score", "--model", tiny_model_dir, "--benchmark",
+        ROOT / "data" / "benchmark_general_ru.jsonl", "--per-category", 2, "--device", "cpu",
+        "--format", "lettered", "--cache-dir", tmp_path / "cache",
+    ]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    [(name, result)] = out["benchmarks"].items()
+    assert (
+        name.endswith("benchmark_general_ru.jsonl") and out["config"]["prompt_format"] == "lettered"
+    )
+    assert result["n"] == 8 and set(result["categories"]) == {
+        "english", "general_knowledge", "reasoning_over_text", "text_understanding"
+    }  # fmt: skip
+    assert all(c["n"] == 2 for c in result["categories"].values())
+    assert 0 <= result["acc"] <= 1 and result["acc"] == result["acc_norm"]  # letters: 1 char each
+    assert result["baselines"]["chance"] == 0.25
+    assert "acc_norm" in captured.err and "general_knowledge" in captured.err
+
+
+def test_export_benchmark_writes_a_shipped_set_as_jsonl(tmp_path, capsys):
+    from adaptation.benchmarks import read_items
+
+    out = _run(
+        capsys, "export-benchmark", "--shipped", "rl-wsd-labeled", "--out", tmp_path / "w.jsonl"
+    )
+    assert out["license"] == "MIT" and out["items"] == len(read_items(tmp_path / "w.jsonl")) > 9000
