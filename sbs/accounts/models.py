@@ -15,7 +15,8 @@ def token_digest(token: str) -> str:
 
 
 class Invite(models.Model):
-    """Only the sha256 of the token is stored; the link is shown once, at creation."""
+    """Only the sha256 of the token is stored here; the link is kept in the issuing
+    researcher's session while it works (``sbs.studies.views``)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     token_sha256 = models.CharField(max_length=64, unique=True)

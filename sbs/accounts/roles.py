@@ -9,7 +9,9 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser, Group, User
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from sbs.accounts.models import RESEARCHERS_GROUP
 
@@ -31,9 +33,32 @@ def make_researcher(user: User) -> None:
     user.groups.add(group)
 
 
+def friendly_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A 404 or 403 raised inside the view answers with the site's own page (templates/404.html,
+    403.html), in the visitor's language, with DEBUG on as well (Django would otherwise show
+    its technical page, which lists every URL of the site)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            return render(request, "404.html", status=404)
+        except PermissionDenied:
+            return render(request, "403.html", status=403)
+
+    return wrapped
+
+
+def annotator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Logged in (any account); errors as the site's own pages."""
+    return friendly_errors(login_required(view))
+
+
 def researcher_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Logged in and a researcher, else 404 (a page's existence is not disclosed)."""
 
+    @friendly_errors
     @login_required
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from sbs.accounts.models import Invite
+from sbs.accounts.models import Invite, token_digest
 from sbs.accounts.services import invite_max_age
 
 
 @dataclass(frozen=True)
 class AccountInvite:
     """``state``: "password" (has set one), "invited" (an unused link, valid until
-    ``expires_at``), "expired" (its link expired), "none" (no link: imported, or withdrawn)."""
+    ``expires_at``), "expired" (its link expired), "none" (no link: imported, or withdrawn).
+    ``token``: the live invite's token when the caller holds it (the researcher's session
+    keeps the links it issued), so its link can be shown again; never read from the
+    database, which stores digests only."""
 
     user: User
     state: str
     expires_at: datetime | None = None
+    token: str | None = None
 
     @property
     def can_reinvite(self) -> bool:
         return self.state != "password"
 
 
-def accounts_with_invites(*, users: Iterable[User]) -> list[AccountInvite]:
+def accounts_with_invites(
+    *, users: Iterable[User], tokens: Mapping[int, str] | None = None
+) -> list[AccountInvite]:
+    """Each user's invite state, in the order given; ``tokens`` (user id -> token) are
+    matched against the live invites, and only a token that still opens one is returned."""
+    tokens = tokens or {}
     users = list(users)
     pending = {
         invite.user_id: invite
@@ -45,5 +54,10 @@ def accounts_with_invites(*, users: Iterable[User]) -> list[AccountInvite]:
             rows.append(AccountInvite(user, "none"))
         else:
             expires = invite.created_at + max_age
-            rows.append(AccountInvite(user, "invited" if expires > now else "expired", expires))
+            if expires <= now:
+                rows.append(AccountInvite(user, "expired", expires))
+                continue
+            token = tokens.get(user.pk)
+            held = token if token and token_digest(token) == invite.token_sha256 else None
+            rows.append(AccountInvite(user, "invited", expires, held))
     return rows

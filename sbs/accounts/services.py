@@ -1,7 +1,9 @@
 """Invites: issue, re-issue, redeem, and withdraw a leaked one.
 
 An invite is a one-time token that lets a person without a password choose one. Only its
-sha256 is stored; the link that carries it is shown once, to the researcher who issued it.
+sha256 is stored on the invite; the link itself is kept only in the session of the
+researcher who issued it, so that the study's annotators page shows it again until it is
+used, replaced, revoked or expires (then it is dropped from the session too).
 The token travels in the link's fragment (``/invite/#<token>``), which browsers never send,
 so it never reaches an access log; the invite page posts it in a form field.
 
@@ -36,7 +38,8 @@ from sbs.accounts.roles import is_researcher
 class InviteError(ValueError):
     """An invite that cannot be issued or used; ``str()`` is meant for the person asking.
 
-    ``code``: "invalid" (unknown, used, withdrawn), "expired", or "refused" (may not issue).
+    ``code``: "invalid" (unknown or withdrawn), "used" (spent, or the password is set),
+    "expired", or "refused" (may not issue).
     """
 
     def __init__(self, message: str, *, code: str) -> None:
@@ -56,11 +59,22 @@ def invite_path(token: str) -> str:
 def _invalid() -> InviteError:
     return InviteError(
         _(
-            "This invite link is not valid: it was already used, or a newer link replaced "
-            "it. If you have set a password, log in; otherwise ask the researcher who "
-            "invited you for a new link."
+            "This invite link is not valid: part of it may be missing, or a newer link "
+            "replaced it. Check that you opened the whole link; otherwise ask the researcher "
+            "who invited you for a new one."
         ),
         code="invalid",
+    )
+
+
+def _used() -> InviteError:
+    return InviteError(
+        _(
+            "This invite link has already been used: the account's password is set. Log in "
+            "with your user name and that password. A forgotten password is reset by the "
+            "researcher's administrator."
+        ),
+        code="used",
     )
 
 
@@ -91,7 +105,7 @@ def _refusal(user: User) -> str | None:
 def invite_issue(*, user: User, created_by: User | None) -> str:
     """A new one-time token for ``user``; every earlier unused invite of theirs is withdrawn.
 
-    Returns the token, to be shown once (as ``invite_path(token)``) and never stored.
+    Returns the token, to be shown (as ``invite_path(token)``) and never stored here.
     """
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
@@ -106,12 +120,10 @@ def invite_issue(*, user: User, created_by: User | None) -> str:
     return token
 
 
-def invite_reissue(*, study: Any, user: User, requested_by: User) -> str:
-    """A researcher's new link for an annotator of their study (the old one stops working).
-
-    Only for an account that annotates the researcher's studies alone: otherwise one
-    researcher could claim an account that votes in another researcher's study.
-    """
+def _check_may_manage(*, study: Any, user: User, requested_by: User) -> None:
+    """A researcher manages the invites of annotators of their own studies only, and only of
+    accounts that annotate no other researcher's study: otherwise one researcher could
+    claim (or cut off) an account that votes in another researcher's study."""
     name = user.get_username()
     if study.owner_id != requested_by.pk or not study.annotators.filter(pk=user.pk).exists():
         raise InviteError(
@@ -126,18 +138,29 @@ def invite_reissue(*, study: Any, user: User, requested_by: User) -> str:
             % {"name": name},
             code="refused",
         )
+
+
+def invite_reissue(*, study: Any, user: User, requested_by: User) -> str:
+    """A researcher's new link for an annotator of their study (the old one stops working)."""
+    _check_may_manage(study=study, user=user, requested_by=requested_by)
     return invite_issue(user=user, created_by=requested_by)
+
+
+def invite_revoke(*, study: Any, user: User, requested_by: User) -> bool:
+    """Withdraw an annotator's unused link (sent to the wrong address, say); True when there
+    was one. A new link can be issued afterwards."""
+    _check_may_manage(study=study, user=user, requested_by=requested_by)
+    deleted, _by_model = Invite.objects.filter(user=user, used_at__isnull=True).delete()
+    return bool(deleted)
 
 
 def invite_pending(*, token: str) -> Invite:
     """The unused, unexpired invite this token opens, with its user; else ``InviteError``."""
-    invite = (
-        Invite.objects.select_related("user")
-        .filter(token_sha256=token_digest(token), used_at__isnull=True)
-        .first()
-    )
-    if invite is None or not invite.user.is_active or invite.user.has_usable_password():
+    invite = Invite.objects.select_related("user").filter(token_sha256=token_digest(token)).first()
+    if invite is None or not invite.user.is_active:
         raise _invalid()
+    if invite.used_at is not None or invite.user.has_usable_password():
+        raise _used()
     if invite.created_at <= timezone.now() - invite_max_age():
         raise _expired()
     return invite
@@ -153,7 +176,7 @@ def invite_redeem(*, token: str, password: str) -> User:
         invite = invite_pending(token=token)
         user = get_user_model().objects.select_for_update().get(pk=invite.user_id)
         if user.has_usable_password():  # set meanwhile
-            raise _invalid()
+            raise _used()
         password_validation.validate_password(password, user)
         spent = Invite.objects.filter(
             pk=invite.pk,

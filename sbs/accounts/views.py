@@ -45,11 +45,18 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _invite_problem(request: HttpRequest, error: services.InviteError) -> HttpResponse:
+    """A link that opens nothing, as a page of its own: what happened and what to do (log in,
+    ask for a new link, or paste the whole link again). Rendered here, not raised, so it is
+    the same page with DEBUG on."""
     status = 410 if error.code == "expired" else 404
     return render(
         request,
         "accounts/invite.html",
-        {"token_form": InviteTokenForm(), "problem": str(error)},
+        {
+            "token_form": InviteTokenForm() if error.code == "invalid" else None,
+            "problem": str(error),
+            "problem_code": error.code,
+        },
         status=status,
     )
 
@@ -106,7 +113,8 @@ def invite_old_link(request: HttpRequest, token: str) -> HttpResponse:
             "problem": _(
                 "Invite links of this form no longer work. Ask the researcher who invited "
                 "you for a new link."
-            )
+            ),
+            "problem_code": "old",
         },
         status=404,
     )

@@ -4,7 +4,7 @@
 from django.contrib import admin
 
 from sbs.core.admin import JOB_FIELDS, ReadOnlyAdmin
-from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
+from sbs.studies.models import Answer, Assignment, FormSubmission, GenerationRun, Pair, Study
 
 
 @admin.register(Study)
@@ -36,3 +36,10 @@ class PairAdmin(ReadOnlyAdmin):
 @admin.register(Assignment)
 class AssignmentAdmin(ReadOnlyAdmin):
     list_display = ("pair", "annotator", "order", "repeat_of")
+
+
+@admin.register(FormSubmission)
+class FormSubmissionAdmin(ReadOnlyAdmin):
+    """Spent form tokens (a reload or a double click is sent where the first POST went)."""
+
+    list_display = ("user", "result_url", "created_at")

@@ -1,16 +1,40 @@
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django import forms
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 
+from sbs.accounts.models import RESEARCHERS_GROUP
 from sbs.catalog.models import ModelEntry
 from sbs.questions.models import QuestionSet
+from sbs.studies.models import Study
 
 
-class StudyCreateForm(forms.Form):
+class OnceForm(forms.Form):
+    """A form whose POST creates something: it carries a random token, spent by the first
+    POST (``sbs.studies.services.submission_once``), so a reload or a double click does
+    not create twice. A re-rendered form keeps its token until it succeeds."""
+
+    form_token = forms.CharField(
+        widget=forms.HiddenInput,
+        min_length=16,
+        max_length=64,
+        error_messages={
+            "required": _("This form was out of date. Check it and send it again."),
+            "min_length": _("This form was out of date. Check it and send it again."),
+            "max_length": _("This form was out of date. Check it and send it again."),
+        },
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["form_token"].initial = secrets.token_urlsafe(24)
+
+
+class StudyCreateForm(OnceForm):
     name = forms.CharField(label=_("Name"), max_length=200)
     question_set = forms.ModelChoiceField(
         label=_("Question set"), queryset=QuestionSet.objects.all()
@@ -58,9 +82,35 @@ class StudyCreateForm(forms.Form):
         return data
 
 
-class AddAnnotatorsForm(forms.Form):
-    existing = forms.ModelMultipleChoiceField(
-        label=_("Existing accounts"), queryset=get_user_model().objects.none(), required=False
+class AnnotatorChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        name = obj.get_full_name() or obj.first_name
+        username = str(obj.get_username())
+        return f"{username} ({name})" if name and name != username else username
+
+
+def annotator_accounts(study: Study | None = None) -> Any:
+    """Accounts that may be added as annotators: active, not staff, not a superuser, not a
+    researcher; those already in ``study`` are left out."""
+    accounts = (
+        User.objects.filter(is_active=True, is_staff=False, is_superuser=False)
+        .exclude(groups__name=RESEARCHERS_GROUP)
+        .order_by("username")
+    )
+    return accounts.exclude(annotated_studies=study) if study is not None else accounts
+
+
+class AddAnnotatorsForm(OnceForm):
+    existing = AnnotatorChoiceField(
+        label=_("Existing annotator accounts"),
+        queryset=User.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "invalid_choice": _(
+                "%(value)s is not an annotator account that can be added to this study."
+            ),
+        },
     )
     names = forms.CharField(
         label=_("New annotators, one name per line (accounts and invite links are created)"),
@@ -68,6 +118,15 @@ class AddAnnotatorsForm(forms.Form):
         required=False,
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, study: Study | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["existing"].queryset = get_user_model().objects.filter(is_active=True)  # type: ignore[attr-defined]
+        field = self.fields["existing"]
+        assert isinstance(field, AnnotatorChoiceField)
+        field.queryset = annotator_accounts(study)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        data["names"] = [n for n in str(data.get("names") or "").splitlines() if n.strip()]
+        if not self.errors and not data.get("existing") and not data["names"]:
+            raise forms.ValidationError(_("Choose accounts or type names to add."))
+        return data

@@ -171,3 +171,21 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"assignment {self.pk} pair={self.pair_id} annotator={self.annotator_id}"
+
+
+class FormSubmission(models.Model):
+    """A form token spent by the POST that created something (a study, annotators).
+
+    Every creating form carries a random token; the first POST with it creates and records
+    where it went, a second one (a reload, a double click, a retried request) is sent there
+    instead of creating again. The token is claimed in the creating transaction, so a
+    concurrent duplicate waits for the first and then sees its row.
+    """
+
+    token = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    result_url = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"form submission {self.pk} -> {self.result_url}"

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from adaptation.generate import GenerationSettings
+from sbs.accounts.models import Invite
 from sbs.accounts.services import invite_issue
 from sbs.catalog.models import ModelEntry
 from sbs.core import jobs
@@ -20,10 +23,58 @@ from sbs.core.errors import ServiceError
 from sbs.questions.models import QuestionSet
 from sbs.studies.blinding import plan_key
 from sbs.studies.design import plan_assignments
-from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
+from sbs.studies.models import Answer, Assignment, FormSubmission, GenerationRun, Pair, Study
+from sbs.studies.preflight import Problem, generation_problems
 from sbs.studies.selfid import names_itself
 
 __all__ = ["ServiceError"]
+
+
+class GenerationSettingsError(ServiceError):
+    """Generation settings these models cannot run; ``problems`` name the form's fields."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(" ".join(p.message for p in problems))
+        self.problems = problems
+
+
+def submission_once(*, user: User, token: str, create: Callable[[], str]) -> tuple[str, bool]:
+    """Run ``create`` (which returns where to go next) once per form token.
+
+    Returns (url, True) the first time; for a token already spent by ``user`` (a reload, a
+    double click), (the first submission's url, False) and nothing is created. The token is
+    claimed in the same transaction as the creation: a refused creation frees it, and a
+    concurrent duplicate waits for the first to commit, then finds its row.
+    """
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = FormSubmission.objects.create(token=token, user=user)
+        except IntegrityError:
+            earlier = FormSubmission.objects.filter(token=token, user=user).first()
+            return (earlier.result_url if earlier else ""), False
+        url = create()
+        FormSubmission.objects.filter(pk=row.pk).update(result_url=url[:500])
+        # A form is not sent again after days: forget this user's old tokens.
+        FormSubmission.objects.filter(
+            user=user, created_at__lt=timezone.now() - timedelta(days=7)
+        ).delete()
+    return url, True
+
+
+def study_generation_problems(
+    *,
+    question_set: QuestionSet,
+    model_a: ModelEntry,
+    model_b: ModelEntry,
+    generation: dict[str, Any],
+) -> list[Problem]:
+    """What stops these generation settings on these models (``sbs.studies.preflight``)."""
+    return generation_problems(
+        models=[model_a, model_b],
+        questions=list(question_set.questions.values_list("external_id", "text")),
+        generation=generation,
+    )
 
 
 def study_create(
@@ -42,7 +93,13 @@ def study_create(
         raise ServiceError(_("A study compares two different models."))
     if not 0 <= repeat_share <= 0.5:
         raise ServiceError(_("The share of repeated pairs must be between 0 and 0.5."))
-    settings_ = GenerationSettings.from_dict({"seed": seed, **(generation or {})})
+    generation = {"seed": seed, **(generation or {})}
+    problems = study_generation_problems(
+        question_set=question_set, model_a=model_a, model_b=model_b, generation=generation
+    )
+    if problems:
+        raise GenerationSettingsError(problems)
+    settings_ = GenerationSettings.from_dict(generation)
     return Study.objects.create(
         owner=owner,
         name=name.strip() or "study",
@@ -94,8 +151,51 @@ def annotators_create_bulk(
     return created
 
 
+def study_remove_annotator(*, study: Study, user: User) -> None:
+    """Take an annotator out of a study: their unjudged assignments go, and an unused invite
+    of an account made for this study alone is withdrawn (the link may have gone astray).
+
+    Refused once they have voted here: their votes are part of the results, and a vote is
+    never deleted behind the analysis's back (close the study instead, or leave them in).
+    """
+    name = user.get_username()
+    with transaction.atomic():
+        if not study.annotators.filter(pk=user.pk).exists():
+            raise ServiceError(_("%(name)s is not an annotator of this study.") % {"name": name})
+        # Locked first: a vote on one of them waits for this transaction, then is refused.
+        mine = list(
+            Assignment.objects.filter(pair__study=study, annotator=user)
+            .select_for_update(of=("self",))
+            .values_list("pk", flat=True)
+        )
+        if Assignment.objects.filter(pk__in=mine, vote__isnull=False).exists():
+            raise ServiceError(
+                _(
+                    "%(name)s has already voted in this study and stays in it: their votes "
+                    "are part of the results. Close the study when you have enough votes."
+                )
+                % {"name": name}
+            )
+        Assignment.objects.filter(pk__in=mine).delete()
+        study.annotators.remove(user)
+        if not user.has_usable_password() and not user.annotated_studies.exists():
+            Invite.objects.filter(user=user, used_at__isnull=True).delete()
+
+
 def study_start(*, study: Study) -> list[GenerationRun]:
-    """draft -> generating: one run per model, enqueued on the GPU queue after commit."""
+    """draft -> generating: one run per model, enqueued on the GPU queue after commit.
+
+    The settings are checked against the models first (a study imported or created before
+    the check existed may not fit them)."""
+    if study.status == Study.Status.DRAFT:
+        problems = study_generation_problems(
+            question_set=study.question_set,
+            model_a=study.model_a,
+            model_b=study.model_b,
+            generation=study.generation,
+        )
+        if problems:
+            raise GenerationSettingsError(problems)
     with transaction.atomic():
         won = Study.objects.filter(pk=study.pk, status=Study.Status.DRAFT).update(
             status=Study.Status.GENERATING

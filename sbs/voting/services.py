@@ -73,7 +73,10 @@ def vote_record(
     except IntegrityError:
         pass
     with transaction.atomic():
-        vote = Vote.objects.select_for_update().get(assignment=assignment)
+        stored = Vote.objects.select_for_update().filter(assignment=assignment).first()
+        if stored is None:  # the assignment went meanwhile (the annotator was removed)
+            raise VoteError(_("no such assignment"))
+        vote = stored
         if vote.choice == choice and vote.comment == comment:
             return VoteOutcome(vote=vote, created=False, changed=False)
         if not change:

@@ -6,14 +6,13 @@ import time
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from sbs.accounts.roles import AuthedRequest
+from sbs.accounts.roles import AuthedRequest, annotator_required
 from sbs.studies.models import Assignment, Study
 from sbs.voting import selectors
 from sbs.voting.models import Choice
@@ -25,7 +24,7 @@ _SHOWN_SALT = "sbs.voting.shown"
 class VoteForm(forms.Form):
     assignment = forms.IntegerField(widget=forms.HiddenInput)
     shown = forms.CharField(widget=forms.HiddenInput)
-    choice = forms.ChoiceField(choices=Choice.choices)
+    choice = forms.ChoiceField(label=gettext_lazy("Your choice"), choices=Choice.choices)
     comment = forms.CharField(
         label=gettext_lazy("Comment (optional)"),
         required=False,
@@ -49,19 +48,19 @@ def _seconds_on_page(token: str, assignment_id: int) -> float:
     return max(0.0, time.time() - float(shown_at))
 
 
-@login_required
+@annotator_required
 def my_studies(request: AuthedRequest) -> HttpResponse:
     return render(
         request, "voting/my_studies.html", {"rows": selectors.annotator_studies(request.user)}
     )
 
 
-@login_required
+@annotator_required
 def guidelines(request: AuthedRequest) -> HttpResponse:
     return render(request, "voting/guidelines.html")
 
 
-@login_required
+@annotator_required
 def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=study_id)
     if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
@@ -113,7 +112,7 @@ def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
     return render(request, "voting/vote.html", context)
 
 
-@login_required
+@annotator_required
 def votes(request: AuthedRequest, study_id: int) -> HttpResponse:
     """The annotator's own votes in this study: question and choice, never a model."""
     study = _annotated_study(request, study_id)
@@ -128,7 +127,7 @@ def votes(request: AuthedRequest, study_id: int) -> HttpResponse:
     )
 
 
-@login_required
+@annotator_required
 def vote_change(request: AuthedRequest, study_id: int, assignment_id: int) -> HttpResponse:
     """The pair as it was shown, the earlier choice marked; a new choice writes a revision."""
     study = _annotated_study(request, study_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,10 @@ from sbs.studies.models import Study
 from tests import factories
 
 INVITE_LINK = re.compile(r"http://testserver/invite/#([\w-]+)")
+# A row of the links box on the annotators page: the name, then its link.
+NAMED_LINK = re.compile(
+    r'<th scope="row">([^<]+)</th><td class="mono">http://testserver/invite/#([\w-]+)</td>'
+)
 
 
 @pytest.fixture(autouse=True)
@@ -63,11 +68,24 @@ def other_lab(db: None) -> Lab:
     return Lab(owner=owner, study=make_study(owner, "2"), client=client)
 
 
+def form_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def shown_links(html: str) -> dict[str, str]:
+    """The invite links the annotators page shows, token by user name."""
+    return dict(NAMED_LINK.findall(html))
+
+
 def invite_by_page(lab: Lab, *names: str) -> dict[str, str]:
-    """Create annotators on the study page, as a researcher does; their tokens by name."""
-    html = lab.client.post(
-        reverse("studies:detail", args=[lab.study.pk]), {"names": "\n".join(names)}
-    ).content.decode()
-    tokens = INVITE_LINK.findall(html)
-    assert len(tokens) == len(names), html
-    return dict(zip(names, tokens, strict=True))
+    """Create annotators on the annotators page, as a researcher does; their tokens by name
+    (read from the page the POST redirects to)."""
+    response = lab.client.post(
+        reverse("studies:annotators", args=[lab.study.pk]),
+        {"names": "\n".join(names), "form_token": form_token()},
+    )
+    assert response.status_code == 302, response.content.decode()
+    html = lab.client.get(response.url).content.decode()
+    links = shown_links(html)
+    assert set(names) <= set(links), html
+    return {name: links[name] for name in names}

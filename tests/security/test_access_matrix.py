@@ -12,6 +12,7 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
+from sbs.accounts.models import Invite
 from sbs.studies.models import Answer, Assignment, Study
 from sbs.voting.models import Vote
 from tests.security.urlwalk import Endpoint, endpoints, fill
@@ -26,6 +27,8 @@ LOGIN = reverse("login")
 SHARED_BETWEEN_RESEARCHERS = {
     "questions:detail": "question sets are a library shared by all researchers",
     "catalog:adapt": "models are a library shared by all researchers",
+    "questions:benchmark": "benchmarks are a library shared by all researchers",
+    "questions:model_benchmarks": "models and their benchmark scores are a shared library",
 }
 
 
@@ -66,7 +69,8 @@ def test_the_walk_sees_the_id_urls_and_skips_only_admin_and_i18n():
     routes = {e.name: e.route for e in endpoints()}
     with_ids = {e.name for e in endpoints() if e.params}
     assert {"studies:detail", "studies:answers", "studies:results", "studies:action",
-            "questions:detail", "studies:reinvite", "voting:vote", "invite_old_link"} <= with_ids  # fmt: skip
+            "questions:detail", "studies:reinvite", "voting:vote", "invite_old_link",
+            "studies:annotators", "studies:revoke_invite", "studies:remove_annotator"} <= with_ids  # fmt: skip
     assert not any(r.startswith(("admin/", "i18n/")) for r in routes.values())
     assert "studies:list" in routes and "voting:my_studies" in routes
 
@@ -93,6 +97,8 @@ def test_every_id_url_is_404_to_everyone_but_its_owner(live):
         "choice": "left",
         "names": "intruder-made",
         "existing": [live.outsider.pk],
+        "annotator": live.annotators[1].pk,  # to remove, or to take over by a new link
+        "form_token": "intruder-form-token-0123456789",
     }
     targets = [e for e in endpoints() if e.params]
     problems: list[str] = []
@@ -117,6 +123,8 @@ def test_every_id_url_is_404_to_everyone_but_its_owner(live):
     assert not Vote.objects.exists(), "an intruder's vote was stored"
     assert not get_user_model().objects.filter(username="intruder-made").exists()
     assert not study.annotators.filter(pk=live.outsider.pk).exists()
+    assert study.annotators.filter(pk=live.annotators[1].pk).exists(), "an intruder removed one"
+    assert not Invite.objects.exists(), "an intruder issued an invite link"
     assert not Answer.objects.filter(excluded=True).exists(), "an intruder excluded an answer"
 
     for endpoint in targets:

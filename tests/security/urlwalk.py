@@ -94,6 +94,15 @@ def _value(endpoint: Endpoint, name: str, study: Any) -> Any:
         return study.model_a.pk  # a model the study compares
     if url_name == "questions:detail" and name == "pk":
         return study.question_set.pk
+    if url_name == "questions:benchmark" and name == "pk":
+        from sbs.questions.models import Benchmark
+
+        bench = Benchmark.objects.first() or Benchmark.objects.create(name="b", sha256="0" * 64)
+        return bench.pk
+    if name == "model_pk":
+        return study.model_a.pk
+    if name == "study_pk":
+        return study.pk
     if url_name == "studies:action" and name == "action":
         return "close"
     if url_name == "studies:export" and name == "fmt":

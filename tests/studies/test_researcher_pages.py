@@ -16,6 +16,7 @@ from sbs.catalog.models import ModelEntry
 from sbs.questions.models import Question, QuestionSet
 from sbs.studies.models import Assignment, GenerationRun, Study
 from tests import factories
+from tests.accounts.conftest import shown_links
 
 pytestmark = pytest.mark.django_db
 
@@ -135,6 +136,7 @@ def test_study_created_from_the_page_starts_generation_runs(
             "use_chat_template": "on",
             "batch_size": 4,
             "repeat_share": 0,
+            "form_token": "t" * 24,
         },  # fmt: skip
     )
     study = Study.objects.get(name="S")
@@ -177,7 +179,9 @@ def test_bulk_annotators_get_one_time_invite_links(client, two_models):
     client.force_login(owner)
     study = factories.open_study_with_answers(owner, two_models, [], n=4)
     response = client.post(
-        reverse("studies:detail", args=[study.pk]), {"names": "Ирина Петрова\nivan\n"}
+        reverse("studies:annotators", args=[study.pk]),
+        {"names": "Ирина Петрова\nivan\n", "form_token": "t" * 24},
+        follow=True,
     )
     html = response.content.decode()
     links = re.findall(r"http://testserver/invite/#[\w-]+", html)
@@ -186,7 +190,7 @@ def test_bulk_annotators_get_one_time_invite_links(client, two_models):
     assert Assignment.objects.filter(pair__study=study).count() == 8
 
     client.logout()
-    token = links[1].split("#", 1)[1]
+    token = shown_links(html)["ivan"]
     assert client.post(reverse("invite"), {"token": token}).status_code == 200
     response = client.post(
         reverse("invite"),
