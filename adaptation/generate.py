@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from adaptation.modelio import LoadedModel
+from adaptation.modelio import LoadedModel, split_on_oom
 
 StopReason = Literal["eos", "length"]
 
@@ -139,43 +139,14 @@ def generate_answers(
     rendered.sort(key=lambda item: len(item[2]))
     offsets = seed_offsets or {}
     for start in range(0, len(rendered), settings.batch_size):
-        for answers in _generate_splitting_on_oom(
-            loaded, rendered[start : start + settings.batch_size], settings, eos, offsets
+        chunk = rendered[start : start + settings.batch_size]
+        # A batch that runs out of device memory is generated again in halves.
+        for _, answers in split_on_oom(
+            lambda part: _generate_chunk(loaded, part, settings, eos, offsets), chunk
         ):
             if on_batch is not None:
                 on_batch(answers)
             yield from answers
-
-
-def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom,) if oom is not None else ()
-
-
-def _generate_splitting_on_oom(
-    loaded: LoadedModel,
-    chunk: list[tuple[int, str, list[int], float]],
-    settings: GenerationSettings,
-    eos: set[int],
-    offsets: Mapping[int, int],
-) -> Iterator[list[GeneratedAnswer]]:
-    """One batch; on out-of-memory, the same prompts again in two halves (down to one).
-
-    An out-of-memory at batch size one propagates: a transient error for the caller (another
-    job may be holding the device), not a bad model.
-    """
-    try:
-        answers = _generate_chunk(loaded, chunk, settings, eos, offsets)
-    except _out_of_memory_errors():
-        if len(chunk) == 1:
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(chunk) // 2
-        yield from _generate_splitting_on_oom(loaded, chunk[:half], settings, eos, offsets)
-        yield from _generate_splitting_on_oom(loaded, chunk[half:], settings, eos, offsets)
-        return
-    yield answers
 
 
 def _generate_chunk(

@@ -13,11 +13,11 @@ import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -31,6 +31,34 @@ class LoadedModel:
     tokenizer: Any  # transformers PreTrainedTokenizerBase
     device: str
     folder: Path
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    """torch's out-of-memory exception (its name moved between versions), for ``except``."""
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom,) if oom is not None else ()
+
+
+def split_on_oom(run: Callable[[list[T]], R], batch: list[T]) -> Iterator[tuple[list[T], R]]:
+    """``run(batch)``; when the device runs out of memory, the two halves apart, down to one
+    item, where the error propagates (a transient error for the caller: another job may be
+    holding the device). Yields each part that ran with its result, in order."""
+    try:
+        result = run(batch)
+    except out_of_memory_errors():
+        if len(batch) == 1:
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(batch) // 2
+        yield from split_on_oom(run, batch[:half])
+        yield from split_on_oom(run, batch[half:])
+        return
+    yield batch, result
 
 
 def pick_device(device: str = "auto") -> str:

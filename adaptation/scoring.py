@@ -28,6 +28,8 @@ from typing import Any, Literal, Protocol
 
 import torch
 
+from adaptation.modelio import split_on_oom
+
 
 @dataclass(frozen=True)
 class ScoringConfig:
@@ -234,14 +236,19 @@ def _forward_last(model: Any, ids: torch.Tensor, mask: torch.Tensor, keep: int) 
 MAX_PADDING = 0.25
 
 
-def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom,) if oom is not None else ()
-
-
 def _score_rows(model: Any, batch: list[_Row], out: list[float]) -> None:
-    """One forward pass over ``batch``; on out-of-memory, the two halves apart (down to one
-    row, where the error propagates: a transient error for the caller)."""
+    """Forward passes over ``batch`` (in halves where the device runs out of memory), each
+    read token's log-probability summed into ``out``."""
+    for part, (logp, keep) in split_on_oom(lambda rows: _forward_rows(model, rows), batch):
+        for b, row in enumerate(part):
+            for index, read in row.reads:
+                at = [keep - (len(row.ids) - p) for p, _ in read]
+                tokens = [t for _, t in read]
+                out[index] = float(logp[b, at, tokens].double().sum())
+
+
+def _forward_rows(model: Any, batch: list[_Row]) -> tuple[torch.Tensor, int]:
+    """Left-padded rows through the model; log-probabilities of the last ``keep`` positions."""
     device = _device(model)
     width = max(len(r.ids) for r in batch)
     keep = max(len(r.ids) - p for r in batch for _, read in r.reads for p, _ in read)
@@ -250,25 +257,11 @@ def _score_rows(model: Any, batch: list[_Row], out: list[float]) -> None:
     for b, row in enumerate(batch):
         ids[b, width - len(row.ids) :] = torch.tensor(row.ids)
         mask[b, width - len(row.ids) :] = 1
-    try:
-        with torch.inference_mode():
-            logp = torch.log_softmax(
-                _forward_last(model, ids.to(device), mask.to(device), keep), dim=-1
-            ).cpu()
-    except _out_of_memory_errors():
-        if len(batch) == 1:
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(batch) // 2
-        _score_rows(model, batch[:half], out)
-        _score_rows(model, batch[half:], out)
-        return
-    for b, row in enumerate(batch):
-        for index, read in row.reads:
-            at = [keep - (len(row.ids) - p) for p, _ in read]
-            tokens = [t for _, t in read]
-            out[index] = float(logp[b, at, tokens].double().sum())
+    with torch.inference_mode():
+        logp = torch.log_softmax(
+            _forward_last(model, ids.to(device), mask.to(device), keep), dim=-1
+        ).cpu()
+    return logp, keep
 
 
 def loglikelihoods(

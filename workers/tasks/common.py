@@ -15,16 +15,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def out_of_memory_errors() -> tuple[type[BaseException], ...]:
-    import torch
-
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom,) if oom is not None else ()
-
-
 def transient_errors() -> tuple[type[BaseException], ...]:
     """Worth another attempt: device memory taken by another job, a dropped connection."""
     from django.db import InterfaceError, OperationalError
+
+    from adaptation.modelio import out_of_memory_errors
 
     return (ConnectionError, TimeoutError, MemoryError, OperationalError, InterfaceError,
             *out_of_memory_errors())  # fmt: skip
