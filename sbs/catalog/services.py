@@ -45,30 +45,35 @@ def model_register(
         raise ServiceError(_("The model needs a name."))
     if ModelEntry.objects.filter(name=name).exists():
         raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name})
-    store = Path(settings.MODEL_STORE)
-    store.mkdir(parents=True, exist_ok=True)
-    slug = f"{slugify(name) or 'model'}-{secrets.token_hex(4)}"
-    limit = settings.MODEL_ARCHIVE_MAX_BYTES
+    store, slug = _store_slot(name)
     if source is not None:
-        inspection = modelfiles.install_model(Path(source), store, slug, max_total_bytes=limit)
+        inspection = _install_source(Path(source), store, slug)
     else:
         inspection = _install_server_path(server_path or "", store, slug)
-    relative = inspection.root.relative_to(store)
     try:
         return ModelEntry.objects.create(
             name=name,
-            kind=inspection.kind,
-            path=str(relative),
-            architecture=inspection.architecture or "",
-            tokenizer_class=inspection.tokenizer_class or "",
-            total_bytes=inspection.total_bytes,
-            sha256=inspection.sha256,
             parent=parent,
             recipe=recipe or {},
             created_by=user,
+            **_entry_fields(inspection, store),
         )
     except IntegrityError as exc:
         raise ServiceError(_("A model named “%(name)s” already exists.") % {"name": name}) from exc
+
+
+def _store_slot(name: str) -> tuple[Path, str]:
+    """MODEL_STORE (made if missing) and a fresh folder name in it for this model."""
+    store = Path(settings.MODEL_STORE)
+    store.mkdir(parents=True, exist_ok=True)
+    return store, f"{slugify(name) or 'model'}-{secrets.token_hex(4)}"
+
+
+def _install_source(source: Path, store: Path, slug: str) -> modelfiles.ModelInspection:
+    """Install from a path this program chose (an upload it staged, a worker's output)."""
+    return modelfiles.install_model(
+        source, store, slug, max_total_bytes=settings.MODEL_ARCHIVE_MAX_BYTES
+    )
 
 
 def _install_server_path(server_path: str, store: Path, slug: str) -> modelfiles.ModelInspection:
@@ -109,10 +114,7 @@ def model_import_start(
         raise ServiceError(_import_disabled())
     try:
         with transaction.atomic():
-            reserved = ModelEntry.objects.create(
-                name=name, kind=ModelEntry.Kind.HF_FOLDER, path="", sha256="", parent=parent,
-                ready=False, created_by=user,
-            )  # fmt: skip
+            reserved = _reserve_model_name(name=name, parent=parent, user=user)
             job = ModelImportJob.objects.create(
                 name=name, server_path=server_path.strip()[:1000], parent=parent,
                 result=reserved, created_by=user,
@@ -129,16 +131,29 @@ def model_import_run(*, lease: jobs.Lease) -> ModelEntry:
     entry = job.result
     if entry is None:
         raise ServiceError("the import job has no reserved model entry")
-    store = Path(settings.MODEL_STORE)
-    store.mkdir(parents=True, exist_ok=True)
-    slug = f"{slugify(job.name) or 'model'}-{secrets.token_hex(4)}"
+    store, slug = _store_slot(job.name)
     inspection = _install_server_path(job.server_path, store, slug)
+    return _fill_reserved(lease, entry, inspection, store)
+
+
+def _fill_reserved(
+    lease: jobs.Lease,
+    entry: ModelEntry,
+    inspection: modelfiles.ModelInspection,
+    store: Path,
+    *,
+    recipe: dict[str, Any] | None = None,
+    **finish: Any,
+) -> ModelEntry:
+    """Under the job's lease: the reserved entry takes the installed files and the job
+    finishes. A lost lease removes the files (the new holder installs its own)."""
+    extra = {} if recipe is None else {"recipe": recipe}
     try:
         with lease.guard():
             ModelEntry.objects.filter(pk=entry.pk, ready=False).update(
-                **_entry_fields(inspection, store), ready=True
+                **_entry_fields(inspection, store), **extra, ready=True
             )
-            jobs.job_finish(lease)
+            jobs.job_finish(lease, **finish)
     except jobs.LeaseLost:
         shutil.rmtree(inspection.root, ignore_errors=True)
         raise
@@ -198,7 +213,8 @@ def adaptation_start(
     return job
 
 
-def _reserve_model_name(*, name: str, parent: ModelEntry, user: User | None) -> ModelEntry:
+def _reserve_model_name(*, name: str, parent: ModelEntry | None, user: User | None) -> ModelEntry:
+    """An entry without files (``ready=False``) that holds the name for a running job."""
     return ModelEntry.objects.create(
         name=name, kind=ModelEntry.Kind.HF_FOLDER, path="", sha256="", parent=parent,
         ready=False, created_by=user,
@@ -233,31 +249,9 @@ def adaptation_finish(*, lease: jobs.Lease, model_dir: Path, summary: dict[str, 
         with lease.guard():
             jobs.job_finish(lease, summary=summary, step="done")
         return entry
-    store = Path(settings.MODEL_STORE)
-    store.mkdir(parents=True, exist_ok=True)
-    slug = f"{slugify(job.name) or 'model'}-{secrets.token_hex(4)}"
-    inspection = modelfiles.install_model(
-        Path(model_dir), store, slug, max_total_bytes=settings.MODEL_ARCHIVE_MAX_BYTES
+    store, slug = _store_slot(job.name)
+    inspection = _install_source(Path(model_dir), store, slug)
+    recipe = {"method": "russian_vocabulary_adaptation", "config": job.config, "steps": summary}
+    return _fill_reserved(
+        lease, entry, inspection, store, recipe=recipe, summary=summary, step="done"
     )
-    try:
-        with lease.guard():
-            ModelEntry.objects.filter(pk=entry.pk, ready=False).update(
-                kind=inspection.kind,
-                path=str(inspection.root.relative_to(store)),
-                architecture=inspection.architecture or "",
-                tokenizer_class=inspection.tokenizer_class or "",
-                total_bytes=inspection.total_bytes,
-                sha256=inspection.sha256,
-                recipe={
-                    "method": "russian_vocabulary_adaptation",
-                    "config": job.config,
-                    "steps": summary,
-                },
-                ready=True,
-            )
-            jobs.job_finish(lease, summary=summary, step="done")
-    except jobs.LeaseLost:
-        shutil.rmtree(inspection.root, ignore_errors=True)  # another holder installs its own
-        raise
-    entry.refresh_from_db()
-    return entry

@@ -420,11 +420,3 @@ def regeneration_offsets(*, run: GenerationRun) -> dict[int, int]:
             "question_id", "regenerations"
         )
     )
-
-
-def answer_set_excluded(*, study: Study, answer_id: int, excluded: bool) -> bool:
-    """Exclude an answer from annotators and the analysis (``answer_review``), or take the
-    exclusion back, which counts as reviewing it."""
-    return answer_review(
-        study=study, answer_id=answer_id, decision="exclude" if excluded else "show"
-    )
