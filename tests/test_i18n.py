@@ -289,12 +289,6 @@ def _study_without_files(owner, *, temperature: float, repeat_share: float):
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templates/analysis and sbs/analysis/templatetags/report_format.py print numbers "
-    "with f-strings (0.500 on a Russian page); the analysis owners switch them to "
-    "django.utils.formats.number_format, then this mark goes",
-)
 def test_numbers_on_the_results_page_follow_the_language(client, russian_default):
     from sbs.analysis.models import ReportCache
     from tests.analysis.test_report_fixtures import make_voted_study

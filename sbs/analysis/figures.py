@@ -14,7 +14,9 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.formats import get_format
 
+from sbs.analysis import plots
 from sbs.analysis.sections import SECTIONS
 
 
@@ -22,11 +24,12 @@ def report_figures(report: Mapping[str, Any]) -> dict[str, str]:
     """Plot name -> base64 SVG for the plots the report has data for (active language),
     one per section that declares a figure, in the sections' order."""
     out: dict[str, str] = {}
-    for section in SECTIONS.values():
-        if section.figure is not None:
-            svg = section.figure.draw(report)
-            if svg is not None:
-                out[section.figure.name] = svg
+    with plots.decimal_mark(str(get_format("DECIMAL_SEPARATOR"))):
+        for section in SECTIONS.values():
+            if section.figure is not None:
+                svg = section.figure.draw(report)
+                if svg is not None:
+                    out[section.figure.name] = svg
     return out
 
 

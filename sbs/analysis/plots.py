@@ -2,6 +2,7 @@
 
 Every function returns an SVG document as a string. All visible text (titles, axis
 labels, category and model names) is passed in by the caller, already translated.
+Tick labels use the decimal mark set with :func:`decimal_mark` (0,5 in Russian).
 Text is drawn as glyph paths (``svg.fonttype = "path"``) from DejaVu Sans, which covers
 Cyrillic, so the chart looks the same whatever fonts the browser has. Output is
 deterministic (fixed hash salt, no date).
@@ -9,10 +10,13 @@ deterministic (fixed hash salt, no date).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import math
+import textwrap
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import matplotlib
@@ -38,7 +42,60 @@ _POINT = "#1f4e79"
 _REFERENCE = "#b03a2e"
 
 
+_DECIMAL_MARK: contextvars.ContextVar[str] = contextvars.ContextVar("decimal_mark", default=".")
+
+
+@contextlib.contextmanager
+def decimal_mark(mark: str) -> Iterator[None]:
+    """Draw tick labels with ``mark`` as the decimal separator inside this block."""
+    token = _DECIMAL_MARK.set(mark)
+    try:
+        yield
+    finally:
+        _DECIMAL_MARK.reset(token)
+
+
+class _LocalisedTicks(matplotlib.ticker.Formatter):
+    """Another formatter's labels with its decimal point replaced by ``mark``."""
+
+    def __init__(self, inner: matplotlib.ticker.Formatter, mark: str) -> None:
+        self.inner = inner
+        self.mark = mark
+
+    def _swap(self, text: str) -> str:
+        # in mathtext a bare comma is punctuation followed by a space; "{,}" is not
+        return text.replace(".", "{,}" if "$" in text and self.mark == "," else self.mark)
+
+    def set_axis(self, axis: Any) -> None:
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+    def set_locs(self, locs: Any) -> None:
+        self.inner.set_locs(locs)
+
+    def format_ticks(self, values: Any) -> list[str]:
+        return [self._swap(text) for text in self.inner.format_ticks(values)]
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return self._swap(self.inner(x, pos))
+
+    def get_offset(self) -> str:
+        return self._swap(self.inner.get_offset())
+
+
+def _localise_ticks(fig: Figure) -> None:
+    mark = _DECIMAL_MARK.get()
+    if mark == ".":
+        return
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            inner = axis.get_major_formatter()
+            if not isinstance(inner, _LocalisedTicks):
+                axis.set_major_formatter(_LocalisedTicks(inner, mark))
+
+
 def _svg(fig: Figure, title: str) -> str:
+    _localise_ticks(fig)
     buffer = io.StringIO()
     metadata: dict[str, str | None] = {"Date": None}
     if title:
@@ -57,6 +114,12 @@ def _label(text: object) -> str:
     """Text to draw: no control characters, and ``$`` escaped so that a name like ``$x^$`` is
     shown as typed instead of being parsed (and failing) as mathtext."""
     return _plain_text(text).replace("$", r"\$")
+
+
+def _wrapped(text: object, width: int) -> str:
+    """A title or axis label broken into lines of at most ``width`` characters (a long
+    translated label would otherwise be cut at the figure's edge)."""
+    return "\n".join(textwrap.wrap(_label(text), width, break_long_words=False)) or ""
 
 
 def _value(x: Number) -> float:
@@ -147,8 +210,8 @@ def _forest(
             ax, labels, values, lows, highs, reference=reference,
             reference_label=reference_label, limits=limits, percent=percent,
         )  # fmt: skip
-        ax.set_xlabel(_label(axis_label))
-        ax.set_title(_label(title))
+        ax.set_xlabel(_wrapped(axis_label, 90))
+        ax.set_title(_wrapped(title, 70))
         return _svg(fig, title)
 
 
@@ -235,15 +298,15 @@ def position_bias_summary_svg(
         top.set_xlim(0.0, 1.0)
         top.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
         top.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        top.set_ylabel(_label(count_label))
-        top.set_title(_label(title))
+        top.set_ylabel(_wrapped(count_label, 45))
+        top.set_title(_wrapped(title, 70))
         top.grid(axis="y", alpha=0.3)
         _draw_forest(
             bottom, annotators, extreme_rates, lows, highs, reference=0.5,
             reference_label=reference_label, limits=(0.0, 1.0), percent=True,
         )  # fmt: skip
-        bottom.set_xlabel(_label(axis_label))
-        bottom.set_title(_label(extreme_title), fontsize=10)
+        bottom.set_xlabel(_wrapped(axis_label, 90))
+        bottom.set_title(_wrapped(extreme_title, 70), fontsize=10)
         return _svg(fig, title)
 
 
@@ -288,8 +351,8 @@ def speed_vs_win_rate_svg(
         ax.axvline(1.0, color="#777777", linestyle=":", linewidth=1)
         ax.set_ylim(0.0, 1.0)
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
-        ax.set_xlabel(_label(x_label))
-        ax.set_ylabel(_label(y_label))
-        ax.set_title(_label(title))
+        ax.set_xlabel(_wrapped(x_label, 90))
+        ax.set_ylabel(_wrapped(y_label, 45))
+        ax.set_title(_wrapped(title, 70))
         ax.grid(alpha=0.3)
         return _svg(fig, title)

@@ -98,3 +98,22 @@ def test_position_bias_of_hundreds_of_annotators_is_a_histogram_and_the_extremes
     _check(svg, "Смещение", "аннотатор-14", "аннотаторы", "крайние")
     # One row per annotator would be 0.9 + 0.32 * 300 inches (about 7,000 pt) high.
     assert _height_pt(svg) < 12 * 72
+
+
+def test_tick_labels_use_the_decimal_mark_they_are_given() -> None:
+    """Ratios 0.8-1.3 on the x axis need decimals: a point in English, a comma in Russian
+    (glyphs are paths, so the glyph defs say which marks were drawn)."""
+    from sbs.analysis.plots import decimal_mark
+
+    def draw() -> str:
+        return speed_vs_win_rate_svg(["A", "B"], [0.83, 1.27], [0.4, 0.7], title="Speed")
+
+    comma, point = _glyph_ids(","), _glyph_ids(".")
+    english = draw()
+    assert all(f'id="{g}"' in english for g in point)
+    assert not any(f'id="{g}"' in english for g in comma)
+    with decimal_mark(","):
+        russian = draw()
+    assert all(f'id="{g}"' in russian for g in comma)
+    assert not any(f'id="{g}"' in russian for g in point)
+    assert draw() == english  # the mark does not leak out of its block

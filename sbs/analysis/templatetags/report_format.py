@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.utils.formats import get_format, number_format
 
 from sbs.analysis.sections import Section
 from sbs.analysis.sections import page_sections as _page_sections
@@ -16,12 +17,17 @@ register = template.Library()
 DASH = "—"
 
 
+def _decimal(value: float, digits: int) -> str:
+    """``value`` rounded to ``digits`` decimals in the active language (0.500 / 0,500)."""
+    return str(number_format(round(value, digits), decimal_pos=digits, use_l10n=True))
+
+
 @register.filter
 def num(value: Any, digits: int = 3) -> str:
-    """``value`` with ``digits`` decimals, or a dash when missing."""
+    """``value`` with ``digits`` decimals in the active language, or a dash when missing."""
     if value is None or value == "":
         return DASH
-    return f"{float(value):.{int(digits)}f}"
+    return _decimal(float(value), int(digits))
 
 
 @register.filter
@@ -30,23 +36,25 @@ def pval(value: Any) -> str:
     if value is None or value == "":
         return DASH
     p = float(value)
-    return "< 0.0001" if p < 0.0001 else f"{p:.4f}"
+    return "< " + _decimal(0.0001, 4) if p < 0.0001 else _decimal(p, 4)
 
 
 @register.filter
 def pct(value: Any, digits: int = 1) -> str:
-    """A share as a percentage, or a dash when missing."""
+    """A share as a percentage (``50.0%``, ``50,0%``), or a dash when missing."""
     if value is None or value == "":
         return DASH
-    return f"{100 * float(value):.{int(digits)}f}%"
+    return _decimal(100 * float(value), int(digits)) + "%"
 
 
 @register.simple_tag
 def interval(low: Any, high: Any, digits: int = 3) -> str:
-    """``[low, high]`` or a dash when either end is missing."""
+    """``[low, high]``, ``[low; high]`` where the decimal mark is a comma, or a dash when
+    either end is missing."""
     if low is None or high is None or low == "" or high == "":
         return DASH
-    return f"[{float(low):.{digits}f}, {float(high):.{digits}f}]"
+    between = "; " if get_format("DECIMAL_SEPARATOR") == "," else ", "
+    return f"[{_decimal(float(low), digits)}{between}{_decimal(float(high), digits)}]"
 
 
 @register.filter
