@@ -94,6 +94,19 @@ def annotator_rows(study: Study, *, tokens: Mapping[int, str] | None = None) -> 
     return rows
 
 
+def removal_effects(study: Study, user: User) -> dict[str, Any]:
+    """What removing ``user`` from ``study`` would do: their votes here (removal is refused
+    when there are any), the unjudged pairs that go, and whether their unused invite link
+    stops working (an account made for this study alone, without a password yet)."""
+    mine = Assignment.objects.filter(pair__study=study, annotator=user)
+    other_studies = user.annotated_studies.exclude(pk=study.pk).exists()
+    return {
+        "votes": mine.filter(vote__isnull=False).count(),
+        "unjudged": mine.filter(vote__isnull=True).count(),
+        "link_withdrawn": not user.has_usable_password() and not other_studies,
+    }
+
+
 def generation_summary(study: Study) -> list[tuple[str, object]]:
     """The study's generation settings as (label, value) for the page, in the page's
     language (numbers are localised by the template)."""

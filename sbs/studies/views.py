@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sbs.accounts import services as account_services
 from sbs.accounts.roles import AuthedRequest, researcher_required
@@ -167,7 +167,7 @@ def study_annotators(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 def _chosen_annotator(request: AuthedRequest, study: Study) -> User | None:
-    raw = request.POST.get("annotator", "")
+    raw = (request.POST if request.method == "POST" else request.GET).get("annotator", "")
     if not (raw.isascii() and raw.isdigit()):
         return None
     user: User | None = study.annotators.filter(pk=int(raw)).first()
@@ -227,9 +227,21 @@ def study_revoke_invite(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 @researcher_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def study_remove_annotator(request: AuthedRequest, pk: int) -> HttpResponse:
-    """Take an annotator out of the study (refused once they have voted in it)."""
+    """Take an annotator out of the study (refused once they have voted in it): GET asks
+    for confirmation, saying what goes; POST removes."""
+    if request.method == "GET":
+        study = _own_study(request, pk)
+        user = _chosen_annotator(request, study)
+        if user is None:
+            messages.error(request, _("Choose an annotator of this study."))
+            return redirect("studies:annotators", study.pk)
+        return render(
+            request,
+            "studies/annotator_remove.html",
+            {"study": study, "annotator": user, **selectors.removal_effects(study, user)},
+        )
 
     def remove(study: Study, user: User) -> None:
         services.study_remove_annotator(study=study, user=user)

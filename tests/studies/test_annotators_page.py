@@ -114,6 +114,15 @@ def test_an_annotator_who_has_not_voted_is_removed_with_their_pairs_and_link(lab
     Invite.objects.create(user=pending, token_sha256="0" * 64, created_by=lab.owner)
     assert Assignment.objects.filter(pair__study=study, annotator=pending).count() == 4
     url = reverse("studies:remove_annotator", args=[study.pk])
+    # The page's button asks first (a GET), saying what goes; nothing is removed yet.
+    assert f'action="{url}"' in _page(lab) and 'method="get"' in _page(lab)
+    confirm = lab.client.get(url, {"annotator": pending.pk}, HTTP_ACCEPT_LANGUAGE="en")
+    text = confirm.content.decode()
+    assert "Remove pending from the study" in text
+    assert "4 pairs they have not judged are dropped" in text
+    assert "Their unused invite link stops working." in text
+    assert study.annotators.filter(pk=pending.pk).exists()
+    assert Assignment.objects.filter(pair__study=study, annotator=pending).count() == 4
     assert lab.client.post(url, {"annotator": pending.pk}).status_code == 302
     assert not study.annotators.filter(pk=pending.pk).exists()
     assert not Assignment.objects.filter(pair__study=study, annotator=pending).exists()
@@ -132,9 +141,11 @@ def test_removing_an_annotator_who_voted_is_refused_and_their_votes_stay(lab):
     lab.study = study
     first = Assignment.objects.filter(annotator=voter).order_by("order").first()
     vote_record(annotator=voter, assignment_id=first.pk, choice="left", seconds_on_page=3)
-    response = lab.client.post(
-        reverse("studies:remove_annotator", args=[study.pk]), {"annotator": voter.pk}
-    )
+    url = reverse("studies:remove_annotator", args=[study.pk])
+    confirm = lab.client.get(url, {"annotator": voter.pk}, HTTP_ACCEPT_LANGUAGE="en")
+    assert "voter has voted once in this study and stays in it" in confirm.content.decode()
+    assert 'id="confirm-remove"' not in confirm.content.decode()
+    response = lab.client.post(url, {"annotator": voter.pk})
     assert response.status_code == 302
     page = _page(lab)
     assert "voter has already voted in this study and stays in it" in page
