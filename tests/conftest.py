@@ -69,10 +69,18 @@ def _database_url() -> str:
 
 
 class WorkerProcess:
-    """A real ``celery worker`` subprocess on the GPU queue, on the test database."""
+    """A real ``celery worker`` subprocess on the test database, on the GPU queue unless
+    given ``queues``."""
 
-    def __init__(self, store: Path, log_path: Path, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        store: Path,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        queues: tuple[Queue, ...] = (Queue.GPU,),
+    ):
         self.store = store
+        self.queues = list(queues)
         self.log_path = log_path
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -88,7 +96,7 @@ class WorkerProcess:
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            worker_argv([Queue.GPU], f"{name}@%h", "--without-gossip", "--without-mingle"),
+            worker_argv(self.queues, f"{name}@%h", "--without-gossip", "--without-mingle"),
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -71,3 +71,17 @@ def test_self_identification_check_is_linear_on_long_whitespace(text):
 def test_whitespace_does_not_hide_a_model_name():
     assert names_itself("Я" + " " * 300 + "—   SmolLM, ваш помощник")
     assert names_itself("I am \t\t   Gemma")
+
+
+def test_an_empty_answer_says_so_instead_of_a_blank_box():
+    from django.utils import translation
+
+    from sbs.voting.templatetags.answers import answer_filter
+
+    with translation.override("en"):
+        for blank in ("", "   ", "\n\n\n\n"):
+            assert "nothing visible" in str(answer_filter(blank))
+        assert "empty-answer" not in str(answer_filter("Ответ: **да**"))
+        assert "<strong>да</strong>" in str(answer_filter("Ответ: **да**"))
+    with translation.override("ru"):
+        assert "пустой ответ" in str(answer_filter("\n"))

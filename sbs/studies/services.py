@@ -100,9 +100,16 @@ def study_create(
     if problems:
         raise GenerationSettingsError(problems)
     settings_ = GenerationSettings.from_dict(generation)
+    name = name.strip() or "study"
+    if Study.objects.filter(owner=owner, name=name).exists():
+        # Names are how a researcher tells studies apart; this is also what stops a form
+        # sent again after Back (a fresh page, a fresh token) from creating a twin.
+        raise ServiceError(
+            _("You already have a study named “%(name)s”; choose another name.") % {"name": name}
+        )
     return Study.objects.create(
         owner=owner,
-        name=name.strip() or "study",
+        name=name,
         question_set=question_set,
         model_a=model_a,
         model_b=model_b,

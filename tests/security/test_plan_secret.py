@@ -40,7 +40,7 @@ def _open_study(annotators: list[Any], *, salt: str | None = None, n: int = 20) 
     models = _models()
     qset = factories.question_set(n, name=f"qs-{Study.objects.count()}")
     study = services.study_create(
-        owner=owner, name="s", question_set=qset, model_a=models[0], model_b=models[1]
+        owner=owner, name=f"s-{qset.name}", question_set=qset, model_a=models[0], model_b=models[1]
     )
     if salt is not None:
         Study.objects.filter(pk=study.pk).update(plan_salt=salt)

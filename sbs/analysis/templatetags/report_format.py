@@ -31,6 +31,14 @@ def num(value: Any, digits: int = 3) -> str:
 
 
 @register.filter
+def times(value: Any, digits: int = 2) -> str:
+    """A ratio as ``1.28×``, or a dash when missing (never ``—×``)."""
+    if value is None or value == "":
+        return DASH
+    return _decimal(float(value), int(digits)) + "×"
+
+
+@register.filter
 def pval(value: Any) -> str:
     """A p-value: four decimals, ``< 0.0001`` below that, a dash when missing."""
     if value is None or value == "":
