@@ -14,10 +14,15 @@ Each method is a function registered in :data:`INIT_METHODS` with :func:`init_me
 its code; the CLI's ``--init``, the configs' checks and the web form's choices read that
 registry, so a new method is one function here (and its test).
 
-Spelling: a sentencepiece piece ``▁слово`` stands for `` слово`` (a word start); byte pieces
-``<0xNN>`` map to the old tokenizer's byte token (``<0xNN>`` or the byte-level ``Ġ``-style
-character); special tokens map to the old token with the same string, else to the old token
-of the same role (bos/eos/pad/unk). Specials are mapped this way under every method.
+Spelling: a new token whose string the old vocabulary holds verbatim is its own old token (a
+tokenizer swapped onto itself keeps every row). Otherwise a sentencepiece piece ``▁слово``
+stands for `` слово`` (a word start) and ``ость`` for a word's continuation: for an old
+tokenizer that marks the text start with ``▁`` (LLaMA, Mistral, an adapted model) the
+continuation is encoded after a sentinel whose own pieces are then dropped, as ruadapt does,
+so it gains no spurious word start. Byte pieces ``<0xNN>`` map to the old tokenizer's byte
+token (``<0xNN>`` or the byte-level ``Ġ``-style character); special tokens map to the old
+token with the same string, else to the old token of the same role (bos/eos/pad/unk).
+Specials are mapped this way under every method.
 """
 
 from __future__ import annotations
@@ -121,6 +126,36 @@ def _adds_prefix(tokenizer: Any) -> bool:
     return bool(ids) and str(tokenizer.convert_ids_to_tokens(ids[0])).startswith("▁")
 
 
+SENTINELS = ("\n", "0", "§", "|")  # tried in turn: a character no piece merges with
+
+
+def _encode_continuations(old: Any, texts: list[str]) -> list[list[int]]:
+    """Old ids of word-continuation ``texts`` for a tokenizer that marks the text start.
+
+    Each text is encoded after a sentinel and the sentinel's own ids are dropped; a text for
+    which no sentinel stays separate is encoded bare (with the spurious word start).
+    """
+    out: list[list[int] | None] = [None] * len(texts)
+    todo = list(range(len(texts)))
+    for sentinel in SENTINELS:
+        if not todo:
+            break
+        head = old(sentinel, add_special_tokens=False)["input_ids"]
+        encoded = old([sentinel + texts[i] for i in todo], add_special_tokens=False)["input_ids"]
+        left = []
+        for i, ids in zip(todo, encoded, strict=True):
+            if ids[: len(head)] == head and len(ids) > len(head):
+                out[i] = list(ids[len(head) :])
+            else:
+                left.append(i)
+        todo = left
+    if todo:
+        bare = old([texts[i] for i in todo], add_special_tokens=False)["input_ids"]
+        for i, ids in zip(todo, bare, strict=True):
+            out[i] = list(ids)
+    return [ids or [] for ids in out]
+
+
 def spell_new_tokens(old: Any, new: Any) -> tuple[list[list[int]], SwapReport]:
     """For every new id, the old ids that spell it (possibly empty)."""
     import re
@@ -140,7 +175,9 @@ def spell_new_tokens(old: Any, new: Any) -> tuple[list[list[int]], SwapReport]:
     old_prefix = _adds_prefix(old)
     byte_level = "Ġ" in old_vocab
     spellings: list[list[int] | None] = [None] * new_vocab
-    texts: dict[int, str] = {}
+    texts: dict[int, str] = {}  # new id -> text the old tokenizer encodes as it is
+    continuations: dict[int, str] = {}  # new id -> a word's continuation (no word start)
+    old_specials = set(old.all_special_tokens)
     for new_id, token in enumerate(tokens):
         token = str(token)
         if token in special_strings:
@@ -164,15 +201,27 @@ def spell_new_tokens(old: Any, new: Any) -> tuple[list[list[int]], SwapReport]:
             else:
                 spellings[new_id] = []
             continue
+        if token in old_vocab and token not in old_specials:
+            spellings[new_id] = [old_vocab[token]]  # the same piece: its own row
+            continue
         surface = token.replace("▁", " ")
         if old_prefix and surface.startswith(" "):
             surface = surface[1:] or " "  # the old tokenizer adds the word-start marker itself
-        texts[new_id] = surface
+            texts[new_id] = surface
+        elif old_prefix:
+            continuations[new_id] = surface
+        else:
+            texts[new_id] = surface
     if texts:
         ids = list(texts)
         encoded = old([texts[i] for i in ids], add_special_tokens=False)["input_ids"]
         for new_id, old_ids in zip(ids, encoded, strict=True):
             spellings[new_id] = list(old_ids)
+    if continuations:
+        ids = list(continuations)
+        encoded = _encode_continuations(old, [continuations[i] for i in ids])
+        for new_id, old_ids in zip(ids, encoded, strict=True):
+            spellings[new_id] = old_ids
     out = [s if s is not None else [] for s in spellings]
     report.unspelled = sum(1 for s in out if not s)
     spelled = [len(s) for s in out if s]

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -156,3 +158,51 @@ def test_saved_adapted_model_reloads_and_generates(tmp_path, old_tokenizer, new_
     answers = list(generate_answers(loaded, ["Привет!", "Что такое интеллект?"], settings))
     assert len(answers) == 2
     assert all(a.new_tokens >= 1 for a in answers)
+
+
+def test_a_self_swap_reproduces_every_row(new_tokenizer):
+    """A sentencepiece-style tokenizer swapped onto itself: every row is its own old row
+    (a word-continuation piece like ``ость`` must not gain a word-start ``▁``)."""
+    model = tiny_model(len(new_tokenizer), tied=False)
+    old_in = model.get_input_embeddings().weight.detach().clone()
+    old_out = model.get_output_embeddings().weight.detach().clone()
+    spellings, _ = spell_new_tokens(new_tokenizer, new_tokenizer)
+    wrong = [
+        (new_tokenizer.convert_ids_to_tokens(i), s) for i, s in enumerate(spellings) if s != [i]
+    ]
+    assert wrong == []
+    swap_vocabulary(model, new_tokenizer, new_tokenizer, SwapConfig(init="mean"))
+    assert torch.equal(model.get_input_embeddings().weight, old_in)
+    assert torch.equal(model.get_output_embeddings().weight, old_out)
+
+
+def test_continuation_pieces_of_a_sentencepiece_old_tokenizer_get_no_word_start(
+    tmp_path, ru_lines, old_tokenizer, new_tokenizer
+):
+    """Old tokenizer sentencepiece-style (LLaMA, Mistral, an adapted model): a new piece that
+    continues a word is spelled by old pieces that continue a word."""
+    from transformers import AutoTokenizer
+
+    from adaptation.tokenizer import TokenizerConfig, train_tokenizer
+
+    other = AutoTokenizer.from_pretrained(
+        train_tokenizer(
+            ru_lines[500:], tmp_path, TokenizerConfig(vocab_size=450), original=old_tokenizer
+        )
+    )
+    spellings, _ = spell_new_tokens(new_tokenizer, other)
+    tokens = other.convert_ids_to_tokens(list(range(len(other))))
+    checked = 0
+    for new_id, token in enumerate(tokens):
+        if token.startswith(("▁", "<")) or not spellings[new_id]:
+            continue
+        first = new_tokenizer.convert_ids_to_tokens(spellings[new_id][0])
+        assert not first.startswith("▁"), (token, first)
+        pieces = new_tokenizer.convert_ids_to_tokens(spellings[new_id])
+        spelled = b"".join(
+            bytes([int(p[3:5], 16)]) if re.fullmatch(r"<0x[0-9A-F]{2}>", p) else p.encode()
+            for p in pieces
+        )
+        assert spelled.decode() == token, (token, pieces)
+        checked += 1
+    assert checked > 50
