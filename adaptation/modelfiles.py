@@ -31,8 +31,10 @@ there, hashed and renamed into place; any failure removes the partial copy. Arch
 checked entry by entry before anything is written; tars are read as a stream whose size and
 compression ratio are checked as it inflates, so a gzip bomb stops after a bounded read.
 
-The module is pure Python (no Django) so it can run in a web process, a Celery worker or a CLI;
-for that reason its messages are plain English, not translated.
+The module is pure Python (no Django) so it can run in a web process, a Celery worker or a CLI.
+Its messages are English templates marked with :func:`gettext_noop` (``makemessages`` extracts
+them) and kept with their params in :class:`Message`; ``str()`` of an error is the English text,
+and the web side translates ``error.message`` into the reader's language when it shows it.
 """
 
 from __future__ import annotations
@@ -54,16 +56,19 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, BinaryIO, Literal
+from typing import IO, Any, BinaryIO, Literal, Union
+
+from adaptation.registry import gettext_noop
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "DEFAULT_MAX_RATIO",
     "DEFAULT_MAX_TOTAL_BYTES",
+    "Message",
     "ModelFileError",
     "ModelInspection",
     "ServerPathError",
@@ -182,8 +187,93 @@ _SAFETENSORS_DTYPE_SIZES = {
 }
 
 
+#: A message's param: text shown as is, a count (shown with the reader's digit grouping) or
+#: a nested message (translated too).
+Param = Union[str, int, "Message"]
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _grouped(n: int) -> str:
+    return f"{n:,}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """``msgid % params``: ``msgid`` is an English template marked with :func:`gettext_noop`.
+
+    :meth:`text` gives the English text, or the reader's with ``translate`` (e.g. Django's
+    ``gettext``) and ``number`` (how a count is written). :meth:`to_json` and
+    :meth:`from_json` carry it through a database row to the page that shows it.
+    """
+
+    msgid: str
+    params: dict[str, Param] = field(default_factory=dict)
+
+    def text(
+        self, translate: Callable[[str], str] = _same, number: Callable[[int], str] = _grouped
+    ) -> str:
+        template = translate(self.msgid)
+        if not self.params:
+            return template
+        values: dict[str, str] = {}
+        for key, value in self.params.items():
+            if isinstance(value, Message):
+                values[key] = value.text(translate, number)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                values[key] = number(value)
+            else:
+                values[key] = str(value)
+        return template % values
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def to_json(self) -> dict[str, Any]:
+        params = {k: v.to_json() if isinstance(v, Message) else v for k, v in self.params.items()}
+        return {"msgid": self.msgid, "params": params}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Message:
+        """The message :meth:`to_json` gave (a nested message is an object, any other value
+        is kept as a count or as text). Raises KeyError, TypeError on anything else."""
+        params: dict[str, Param] = {}
+        for key, value in dict(data.get("params") or {}).items():
+            if isinstance(value, dict):
+                params[str(key)] = cls.from_json(value)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                params[str(key)] = value
+            else:
+                params[str(key)] = str(value)
+        msgid = data["msgid"]
+        if not isinstance(msgid, str):
+            raise TypeError("msgid must be text")
+        return cls(msgid, params)
+
+
 class ModelFileError(ValueError):
-    """A model file or archive was refused; the message names the file and the reason."""
+    """A model file or archive was refused; the message names the file and the reason.
+
+    ``msgid`` (marked with :func:`gettext_noop`) and ``params`` make :attr:`message`, which the
+    web side translates; ``str(error)`` is the English text.
+    """
+
+    def __init__(self, msgid: str, params: Mapping[str, Param] | None = None) -> None:
+        self.message = Message(msgid, dict(params or {}))
+        super().__init__(self.message.text())
+
+    @property
+    def msgid(self) -> str:
+        return self.message.msgid
+
+    @property
+    def params(self) -> dict[str, Param]:
+        return self.message.params
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.msgid, self.params), self.__dict__)
 
 
 class ServerPathError(ModelFileError):
@@ -193,8 +283,10 @@ class ServerPathError(ModelFileError):
     unreadable or a link, so it tells nothing about the server's files.
     """
 
-    def __init__(self, message: str, *, disabled: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self, msgid: str, params: Mapping[str, Param] | None = None, *, disabled: bool = False
+    ) -> None:
+        super().__init__(msgid, params)
         self.disabled = disabled
 
 
@@ -241,8 +333,11 @@ def inspect_model_path(path: Path | str) -> ModelInspection:
             with _reader(src) as f:
                 return _inspect_gguf(f, src.size, path, compute_hash=True)
     raise ModelFileError(
-        f"{path.name}: not a model folder or a .gguf file; give a Hugging Face folder "
-        "(config.json + tokenizer + *.safetensors) or a single .gguf file"
+        gettext_noop(
+            "%(name)s: not a model folder or a .gguf file; give a Hugging Face folder "
+            "(config.json + tokenizer + *.safetensors) or a single .gguf file"
+        ),
+        {"name": path.name},
     )
 
 
@@ -262,7 +357,10 @@ def check_archive(
     limits = _Limits(max_entries, max_total_bytes, max_ratio)
     with _open_trusted(path) as src:
         if src.is_dir:
-            raise ModelFileError(f"{path.name}: archive does not exist or is not a file")
+            raise ModelFileError(
+                gettext_noop("%(name)s: archive does not exist or is not a file"),
+                {"name": path.name},
+            )
         with _reader(src) as f:
             return _plan_archive(f, src.name, limits).names
 
@@ -341,13 +439,20 @@ def _open_trusted(path: Path) -> Iterator[_Source]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: does not exist") from None
+        raise ModelFileError(
+            gettext_noop("%(path)s: does not exist"), {"path": str(path)}
+        ) from None
     except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be opened ({exc.strerror})") from None
+        raise ModelFileError(
+            gettext_noop("%(path)s: cannot be opened (%(error)s)"),
+            {"path": str(path), "error": str(exc.strerror)},
+        ) from None
     try:
         st = os.fstat(fd)
         if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-            raise ModelFileError(f"{path.name}: not a regular file or folder")
+            raise ModelFileError(
+                gettext_noop("%(name)s: not a regular file or folder"), {"name": path.name}
+            )
         yield _Source(fd, path.name, stat.S_ISDIR(st.st_mode), st.st_size, confined=False)
     finally:
         os.close(fd)
@@ -361,14 +466,19 @@ def _path_parts(text: str) -> tuple[str, ...]:
 def _open_confined(text: str, roots: Sequence[str | Path]) -> Iterator[_Source]:
     if not roots:
         raise ServerPathError(
-            "registering a model by server path is disabled: no import roots are configured "
-            "(MODEL_IMPORT_ROOTS); upload the model instead",
+            gettext_noop(
+                "registering a model by server path is disabled: no import roots are "
+                "configured (MODEL_IMPORT_ROOTS); upload the model instead"
+            ),
             disabled=True,
         )
     shown = ", ".join(os.fspath(r) for r in roots)
     refused = ServerPathError(
-        f"{text}: no readable model folder or file by this name under the import roots "
-        f"({shown}); give the absolute path of a model folder or file inside one of them"
+        gettext_noop(
+            "%(path)s: no readable model folder or file by this name under the import roots "
+            "(%(roots)s); give the absolute path of a model folder or file inside one of them"
+        ),
+        {"path": text, "roots": shown},
     )
     parts = _path_parts(text)
     if "\x00" in text or not text.startswith("/") or ".." in parts:
@@ -392,8 +502,11 @@ def _open_confined(text: str, roots: Sequence[str | Path]) -> Iterator[_Source]:
         st = os.fstat(fd)
         if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
             raise ModelFileError(
-                f"{text}: is a hard link; hard links are refused like symlinks (they can "
-                "point at files outside the import roots), so copy the file instead"
+                gettext_noop(
+                    "%(path)s: is a hard link; hard links are refused like symlinks (they can "
+                    "point at files outside the import roots), so copy the file instead"
+                ),
+                {"path": text},
             )
         if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
             raise refused
@@ -432,12 +545,18 @@ def _reader(src: _Source) -> Iterator[BinaryIO]:
 def _check_slug(store: Path, slug: str) -> None:
     if not _SLUG_RE.match(slug):
         raise ModelFileError(
-            f"{slug!r}: invalid model slug; use letters, digits, '.', '_' or '-' "
-            "(at most 128 characters, starting with a letter or digit)"
+            gettext_noop(
+                "%(slug)s: invalid model slug; use letters, digits, '.', '_' or '-' "
+                "(at most 128 characters, starting with a letter or digit)"
+            ),
+            {"slug": repr(slug)},
         )
     if os.path.lexists(store / slug):
         raise ModelFileError(
-            f"{slug}: a model with this slug already exists in the store; pick another slug"
+            gettext_noop(
+                "%(slug)s: a model with this slug already exists in the store; pick another slug"
+            ),
+            {"slug": slug},
         )
 
 
@@ -462,21 +581,29 @@ def _install(src: _Source, store: Path, slug: str, limits: _Limits) -> ModelInsp
         needed = src.size
         if needed > limits.max_total_bytes:
             raise ModelFileError(
-                f"{src.name}: the model file takes {needed:,} bytes, over the "
-                f"{limits.max_total_bytes:,}-byte limit"
+                gettext_noop(
+                    "%(name)s: the model file takes %(size)s bytes, over the %(limit)s-byte limit"
+                ),
+                {"name": src.name, "size": needed, "limit": limits.max_total_bytes},
             )
         fill = lambda tmp: _copy_source_file(src, tmp)  # noqa: E731
     else:
         raise ModelFileError(
-            f"{src.name}: not a model folder, a .gguf file or a supported archive "
-            "(.zip, .tar, .tar.gz, .tgz)"
+            gettext_noop(
+                "%(name)s: not a model folder, a .gguf file or a supported archive "
+                "(.zip, .tar, .tar.gz, .tgz)"
+            ),
+            {"name": src.name},
         )
 
     store.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(store).free
     if needed > free:
         raise ModelFileError(
-            f"{src.name}: needs {needed:,} bytes but the model store has only {free:,} free"
+            gettext_noop(
+                "%(name)s: needs %(size)s bytes but the model store has only %(free)s free"
+            ),
+            {"name": src.name, "size": needed, "free": free},
         )
     dest = store / slug
     tmp = Path(tempfile.mkdtemp(prefix=f".{slug}.partial-", dir=store))
@@ -485,7 +612,10 @@ def _install(src: _Source, store: Path, slug: str, limits: _Limits) -> ModelInsp
         inspection = inspect_model_path(tmp)
         os.chmod(tmp, 0o755)
         if os.path.lexists(dest):
-            raise ModelFileError(f"{slug}: another model was installed under this slug meanwhile")
+            raise ModelFileError(
+                gettext_noop("%(slug)s: another model was installed under this slug meanwhile"),
+                {"slug": slug},
+            )
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -496,22 +626,31 @@ def _install(src: _Source, store: Path, slug: str, limits: _Limits) -> ModelInsp
 # --------------------------------------------------------------------------- file rules
 
 
-def _forbidden_reason(name: str) -> str | None:
+def _forbidden_reason(name: str) -> Message | None:
     """Why a file with this name may never be registered, or None."""
     lower = name.lower()
     suffix = PurePosixPath(lower).suffix
     if suffix in PICKLE_SUFFIXES:
-        return (
-            f"pickled weights ({suffix}) can run arbitrary code when loaded and are not "
-            "accepted; convert the model to safetensors (save_pretrained(..., "
-            "safe_serialization=True)) or GGUF and upload that instead"
+        return Message(
+            gettext_noop(
+                "pickled weights (%(suffix)s) can run arbitrary code when loaded and are not "
+                "accepted; convert the model to safetensors (save_pretrained(..., "
+                "safe_serialization=True)) or GGUF and upload that instead"
+            ),
+            {"suffix": suffix},
         )
     if suffix in CODE_SUFFIXES or _VERSIONED_SO.search(lower):
-        return (
-            "custom code is not accepted; only models that run with the stock transformers "
-            "or llama.cpp code can be registered, so remove this file"
+        return Message(
+            gettext_noop(
+                "custom code is not accepted; only models that run with the stock "
+                "transformers or llama.cpp code can be registered, so remove this file"
+            )
         )
     return None
+
+
+def _refused_file(where: Param, reason: Message) -> ModelFileError:
+    return ModelFileError(gettext_noop("%(where)s: %(reason)s"), {"where": where, "reason": reason})
 
 
 def _is_allowed_hf_file(name: str) -> bool:
@@ -524,21 +663,59 @@ def _is_allowed_hf_file(name: str) -> bool:
     ) and _forbidden_reason(name) is None
 
 
-def _check_hf_names(names: set[str], where: str) -> None:
-    """Check that a folder (or archive root) has config, tokenizer and safetensors weights."""
-    layout = "a Hugging Face model needs config.json, tokenizer files and *.safetensors weights"
+def _check_hf_names(names: set[str], where: Message) -> None:
+    """Check that a folder (or archive root) has config, tokenizer and safetensors weights.
+    ``where`` names the folder (:func:`_in_folder`, :func:`_in_archive_root`)."""
     if "config.json" not in names:
-        raise ModelFileError(f"config.json: missing from {where}; {layout}")
+        raise ModelFileError(
+            gettext_noop(
+                "config.json: missing from %(where)s; a Hugging Face model needs config.json, "
+                "tokenizer files and *.safetensors weights"
+            ),
+            {"where": where},
+        )
     has_tokenizer = bool(names & _TOKENIZER_FILES) or (
         "tokenizer_config.json" in names and bool(names & _VOCAB_FILES)
     )
     if not has_tokenizer:
         raise ModelFileError(
-            f"tokenizer.json: missing from {where} (no tokenizer.json, tokenizer.model or "
-            f"tokenizer_config.json with vocabulary files); {layout}"
+            gettext_noop(
+                "tokenizer.json: missing from %(where)s (no tokenizer.json, tokenizer.model or "
+                "tokenizer_config.json with vocabulary files); a Hugging Face model needs "
+                "config.json, tokenizer files and *.safetensors weights"
+            ),
+            {"where": where},
         )
     if not any(n.lower().endswith(".safetensors") for n in names):
-        raise ModelFileError(f"*.safetensors: no weight files in {where}; {layout}")
+        raise ModelFileError(
+            gettext_noop(
+                "*.safetensors: no weight files in %(where)s; a Hugging Face model needs "
+                "config.json, tokenizer files and *.safetensors weights"
+            ),
+            {"where": where},
+        )
+
+
+def _in_folder(name: str) -> Message:
+    # Translators: where files are missing or found ("missing from …", "no weight files in
+    # …"); in Russian the prepositional case, e.g. "папке %(folder)s".
+    return Message(gettext_noop("the folder %(folder)s"), {"folder": name})
+
+
+def _in_archive_root(label: str, prefix: tuple[str, ...]) -> Message:
+    if prefix:
+        # Translators: as "the folder %(folder)s" (prepositional case in Russian).
+        return Message(
+            gettext_noop("the archive %(archive)s (folder %(folder)s/)"),
+            {"archive": label, "folder": prefix[0]},
+        )
+    # Translators: as "the folder %(folder)s" (prepositional case in Russian).
+    return Message(gettext_noop("the archive %(archive)s"), {"archive": label})
+
+
+def _in_archive(entry: str, label: str) -> Message:
+    """An archive entry, named with its archive."""
+    return Message(gettext_noop("%(entry)s (in %(archive)s)"), {"entry": entry, "archive": label})
 
 
 # --------------------------------------------------------------------------- folders
@@ -592,13 +769,19 @@ def _survey(src: _Source, path: Path) -> _Folder:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             where = "/".join(rel) or path.name
-            raise ModelFileError(f"{where}: cannot be listed ({exc.strerror})") from None
+            raise ModelFileError(
+                gettext_noop("%(where)s: cannot be listed (%(error)s)"),
+                {"where": where, "error": str(exc.strerror)},
+            ) from None
         for entry in entries:
             count += 1
             if count > _MAX_FOLDER_ENTRIES:
                 raise ModelFileError(
-                    f"{path.name}: holds more than {_MAX_FOLDER_ENTRIES:,} files and folders; "
-                    "point at the model folder itself"
+                    gettext_noop(
+                        "%(name)s: holds more than %(n)s files and folders; "
+                        "point at the model folder itself"
+                    ),
+                    {"name": path.name, "n": _MAX_FOLDER_ENTRIES},
                 )
             parts = (*rel, entry.name)
             shown = "/".join(parts)
@@ -606,23 +789,31 @@ def _survey(src: _Source, path: Path) -> _Folder:
                 target = _symlink_target(dir_fd, entry.name, rel)
                 if target is None:
                     raise ModelFileError(
-                        f"{shown}: symlink points outside the model folder; copy the real "
-                        "files into the folder (e.g. download with --local-dir instead of "
-                        "using the Hugging Face cache)"
+                        gettext_noop(
+                            "%(where)s: symlink points outside the model folder; copy the "
+                            "real files into the folder (e.g. download with --local-dir "
+                            "instead of using the Hugging Face cache)"
+                        ),
+                        {"where": shown},
                     )
                 for name in (entry.name, target[-1]):
                     reason = _forbidden_reason(name)
                     if reason:
-                        raise ModelFileError(f"{shown}: {reason}")
+                        raise _refused_file(shown, reason)
                 if not rel:
                     files[entry.name] = target
             elif entry.is_dir(follow_symlinks=False):
                 if len(parts) > _MAX_FOLDER_DEPTH:
-                    raise ModelFileError(f"{shown}: folders nested too deeply")
+                    raise ModelFileError(
+                        gettext_noop("%(where)s: folders nested too deeply"), {"where": shown}
+                    )
                 try:
                     sub = os.open(entry.name, _O_DIR, dir_fd=dir_fd)
                 except OSError as exc:
-                    raise ModelFileError(f"{shown}: cannot be listed ({exc.strerror})") from None
+                    raise ModelFileError(
+                        gettext_noop("%(where)s: cannot be listed (%(error)s)"),
+                        {"where": shown, "error": str(exc.strerror)},
+                    ) from None
                 try:
                     walk(sub, parts)
                 finally:
@@ -630,7 +821,7 @@ def _survey(src: _Source, path: Path) -> _Folder:
             else:
                 reason = _forbidden_reason(entry.name)
                 if reason:
-                    raise ModelFileError(f"{shown}: {reason}")
+                    raise _refused_file(shown, reason)
                 if not rel:
                     files[entry.name] = (entry.name,)
 
@@ -642,10 +833,13 @@ def _survey(src: _Source, path: Path) -> _Folder:
             return _Folder(src.fd, path, src.confined, "gguf", files, ggufs, ggufs)
         if len(ggufs) > 1:
             raise ModelFileError(
-                f"{', '.join(ggufs)}: several .gguf files in {path.name}; "
-                "upload exactly one GGUF file per model"
+                gettext_noop(
+                    "%(names)s: several .gguf files in %(folder)s; "
+                    "upload exactly one GGUF file per model"
+                ),
+                {"names": ", ".join(ggufs), "folder": path.name},
             )
-    _check_hf_names(names, f"the folder {path.name}")
+    _check_hf_names(names, _in_folder(path.name))
     weights = sorted(n for n in names if n.lower().endswith(".safetensors"))
     copy_names = sorted(n for n in names if _is_allowed_hf_file(n))
     return _Folder(src.fd, path, src.confined, "hf_folder", files, weights, copy_names)
@@ -665,21 +859,30 @@ def _open_member(folder: _Folder, name: str) -> Iterator[tuple[BinaryIO, os.stat
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ModelFileError(
-                f"{name}: points at another symlink or through a linked folder; copy the real "
-                "file into the model folder"
+                gettext_noop(
+                    "%(name)s: points at another symlink or through a linked folder; copy the "
+                    "real file into the model folder"
+                ),
+                {"name": name},
             ) from None
-        raise ModelFileError(f"{name}: cannot be read ({exc.strerror})") from None
+        raise ModelFileError(
+            gettext_noop("%(name)s: cannot be read (%(error)s)"),
+            {"name": name, "error": str(exc.strerror)},
+        ) from None
     finally:
         for d in opened:
             os.close(d)
     with open(fd, "rb") as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ModelFileError(f"{name}: not a regular file")
+            raise ModelFileError(gettext_noop("%(name)s: not a regular file"), {"name": name})
         if folder.confined and st.st_nlink > 1:
             raise ModelFileError(
-                f"{name}: is a hard link; hard links are refused like symlinks (they can "
-                "point at files outside the folder), so copy the real file into the folder"
+                gettext_noop(
+                    "%(name)s: is a hard link; hard links are refused like symlinks (they can "
+                    "point at files outside the folder), so copy the real file into the folder"
+                ),
+                {"name": name},
             )
         yield f, st
 
@@ -735,17 +938,26 @@ def _read_json_object(folder: _Folder, name: str) -> dict[str, Any]:
     with _open_member(folder, name) as (f, st):
         if st.st_size > _MAX_JSON_BYTES:
             raise ModelFileError(
-                f"{name}: {st.st_size:,} bytes is too large for a JSON metadata file"
+                gettext_noop("%(name)s: %(size)s bytes is too large for a JSON metadata file"),
+                {"name": name, "size": st.st_size},
             )
         raw = f.read(_MAX_JSON_BYTES + 1)
     try:
         data = json.loads(raw.decode("utf-8"))
     except RecursionError:
-        raise ModelFileError(f"{name}: is not valid JSON (nested too deeply)") from None
+        raise ModelFileError(
+            gettext_noop("%(name)s: is not valid JSON (nested too deeply)"), {"name": name}
+        ) from None
     except ValueError as exc:
-        raise ModelFileError(f"{name}: is not valid JSON ({exc})") from exc
+        raise ModelFileError(
+            gettext_noop("%(name)s: is not valid JSON (%(error)s)"),
+            {"name": name, "error": str(exc)},
+        ) from exc
     if not isinstance(data, dict):
-        raise ModelFileError(f"{name}: must hold a JSON object, not {type(data).__name__}")
+        raise ModelFileError(
+            gettext_noop("%(name)s: must hold a JSON object, not %(type)s"),
+            {"name": name, "type": type(data).__name__},
+        )
     return data
 
 
@@ -765,14 +977,18 @@ def _check_metadata(data: dict[str, Any], label: str) -> None:
         value, where, depth, is_text = stack.pop()
         if depth > _MAX_JSON_DEPTH:
             raise ModelFileError(
-                f"{label}: nested more than {_MAX_JSON_DEPTH} levels deep; not a model config"
+                gettext_noop("%(name)s: nested more than %(n)s levels deep; not a model config"),
+                {"name": label, "n": _MAX_JSON_DEPTH},
             )
         if isinstance(value, dict):
             if "auto_map" in value:
                 raise ModelFileError(
-                    f"{label}: declares auto_map ({json.dumps(value['auto_map'])[:200]}), "
-                    "i.e. custom code loaded with trust_remote_code; only models supported by "
-                    "stock transformers can be registered"
+                    gettext_noop(
+                        "%(name)s: declares auto_map (%(auto_map)s), i.e. custom code loaded "
+                        "with trust_remote_code; only models supported by stock transformers "
+                        "can be registered"
+                    ),
+                    {"name": label, "auto_map": json.dumps(value["auto_map"])[:200]},
                 )
             for key, item in value.items():
                 key = str(key)
@@ -789,9 +1005,12 @@ def _check_metadata(data: dict[str, Any], label: str) -> None:
             stack.extend((v, f"{where}[{i}]", depth + 1, is_text) for i, v in enumerate(value))
         elif isinstance(value, str) and not is_text and _points_outside(value):
             raise ModelFileError(
-                f"{label}: {where} names a file outside the model folder ({value[:200]!r}); "
-                "transformers may open it when the model is loaded. Remove the key (or name a "
-                "file inside the folder) and register the model again"
+                gettext_noop(
+                    "%(name)s: %(key)s names a file outside the model folder (%(value)s); "
+                    "transformers may open it when the model is loaded. Remove the key (or "
+                    "name a file inside the folder) and register the model again"
+                ),
+                {"name": label, "key": where, "value": repr(value[:200])},
             )
 
 
@@ -805,20 +1024,26 @@ def _check_template_names(templates: Any, label: str) -> None:
     for name in names:
         if not isinstance(name, str) or not name or name.startswith(".") or re.search(r"[/\\\x00]", name):  # fmt: skip
             raise ModelFileError(
-                f"{label}: chat template name {str(name)[:200]!r} is not a plain name; "
-                "transformers writes each template to a file named after it"
+                gettext_noop(
+                    "%(name)s: chat template name %(template)s is not a plain name; "
+                    "transformers writes each template to a file named after it"
+                ),
+                {"name": label, "template": repr(str(name)[:200])},
             )
 
 
 def _check_index(index: dict[str, Any], label: str, weights: set[str]) -> None:
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
-        raise ModelFileError(f"{label}: has no weight_map")
+        raise ModelFileError(gettext_noop("%(name)s: has no weight_map"), {"name": label})
     for shard in sorted({str(v) for v in weight_map.values()}):
         if shard not in weights:
             raise ModelFileError(
-                f"{label}: lists weight file {shard!r}, which is not in the folder "
-                "(missing shard or not a top-level .safetensors file)"
+                gettext_noop(
+                    "%(name)s: lists weight file %(shard)s, which is not in the folder "
+                    "(missing shard or not a top-level .safetensors file)"
+                ),
+                {"name": label, "shard": repr(shard)},
             )
 
 
@@ -832,67 +1057,95 @@ def _is_int(value: Any) -> bool:
 def _check_safetensors(f: BinaryIO, size: int, label: str) -> None:
     """Parse a safetensors header (u64 LE length + JSON) and check offsets; load no tensor."""
 
-    def bad(reason: str) -> ModelFileError:
+    def bad(msgid: str, params: Mapping[str, Param] | None = None) -> ModelFileError:
         return ModelFileError(
-            f"{label}: not a valid safetensors file ({reason}); it may be truncated or not "
-            "safetensors at all, re-export it with save_pretrained(..., safe_serialization=True)"
+            gettext_noop(
+                "%(name)s: not a valid safetensors file (%(reason)s); it may be truncated or "
+                "not safetensors at all, re-export it with save_pretrained(..., "
+                "safe_serialization=True)"
+            ),
+            {"name": label, "reason": Message(msgid, dict(params or {}))},
         )
 
     head = f.read(8)
     if len(head) < 8:
-        raise bad(f"only {size} bytes, shorter than the 8-byte header length")
+        raise bad(
+            gettext_noop("only %(size)s bytes, shorter than the 8-byte header length"),
+            {"size": size},
+        )
     (header_len,) = struct.unpack("<Q", head)
     if header_len == 0 or header_len > _MAX_SAFETENSORS_HEADER:
-        raise bad(f"header length {header_len:,} is out of range")
+        raise bad(gettext_noop("header length %(n)s is out of range"), {"n": header_len})
     if 8 + header_len > size:
-        raise bad(f"header length {header_len:,} runs past the end of the file")
+        raise bad(
+            gettext_noop("header length %(n)s runs past the end of the file"), {"n": header_len}
+        )
     raw = f.read(header_len)
     try:
         header = json.loads(raw.decode("utf-8"))
     except RecursionError:
-        raise bad("header is not JSON: nested too deeply") from None
+        raise bad(gettext_noop("header is not JSON: nested too deeply")) from None
     except ValueError as exc:
-        raise bad(f"header is not JSON: {exc}") from exc
+        raise bad(gettext_noop("header is not JSON: %(error)s"), {"error": str(exc)}) from exc
     if not isinstance(header, dict):
-        raise bad("header is not a JSON object")
+        raise bad(gettext_noop("header is not a JSON object"))
     data_size = size - 8 - header_len
     tensors = 0
     for name, info in header.items():
         if name == "__metadata__":
             if not isinstance(info, dict):
-                raise bad("__metadata__ is not an object")
+                raise bad(gettext_noop("__metadata__ is not an object"))
             continue
+        shown = {"tensor": repr(name)}
         if not isinstance(info, dict):
-            raise bad(f"entry {name!r} is not an object")
+            raise bad(gettext_noop("entry %(tensor)s is not an object"), shown)
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if not isinstance(dtype, str):
-            raise bad(f"tensor {name!r} has no dtype")
+            raise bad(gettext_noop("tensor %(tensor)s has no dtype"), shown)
         if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise bad(f"tensor {name!r} has an invalid shape")
+            raise bad(gettext_noop("tensor %(tensor)s has an invalid shape"), shown)
         if (
             not isinstance(offsets, list)
             or len(offsets) != 2
             or not all(_is_int(o) for o in offsets)
             or not 0 <= offsets[0] <= offsets[1] <= data_size
         ):
-            raise bad(f"tensor {name!r} has data offsets outside the file")
+            raise bad(gettext_noop("tensor %(tensor)s has data offsets outside the file"), shown)
         itemsize = _SAFETENSORS_DTYPE_SIZES.get(dtype)
         if itemsize is not None:
             count = 1
             for d in shape:
                 count *= d
             if count * itemsize != offsets[1] - offsets[0]:
-                raise bad(f"tensor {name!r} size does not match its dtype and shape")
+                raise bad(
+                    gettext_noop("tensor %(tensor)s size does not match its dtype and shape"),
+                    shown,
+                )
         tensors += 1
     if tensors == 0:
-        raise bad("it holds no tensors")
+        raise bad(gettext_noop("it holds no tensors"))
 
 
 # --------------------------------------------------------------------------- GGUF
 
 
-class _GGUFParseError(Exception):
+class _Refusal(Exception):
+    """An internal refusal that a :class:`ModelFileError` reports as its reason (``message``)."""
+
+    def __init__(self, msgid: str, params: Mapping[str, Param] | None = None) -> None:
+        self.message = Message(msgid, dict(params or {}))
+        super().__init__(self.message.text())
+
+
+class _GGUFParseError(_Refusal):
     pass
+
+
+# Translators: parts of a GGUF file, as in "%(what)s of %(n)s bytes runs past the end of the file".
+_GGUF_VALUE = Message(gettext_noop("a value"))
+_GGUF_STRING = Message(gettext_noop("a string"))
+_GGUF_ARRAY = Message(gettext_noop("an array"))
+_GGUF_TENSOR_NAME = Message(gettext_noop("a tensor name"))
 
 
 class _GGUFReader:
@@ -906,19 +1159,22 @@ class _GGUFReader:
     def __init__(self, f: BinaryIO, size: int, pos: int) -> None:
         self.f, self.size, self.pos = f, size, pos
 
-    def need(self, n: int, what: str = "a value") -> None:
+    def need(self, n: int, what: Message = _GGUF_VALUE) -> None:
         if n < 0 or self.pos + n > self.size:
-            raise _GGUFParseError(f"{what} of {n:,} bytes runs past the end of the file")
+            raise _GGUFParseError(
+                gettext_noop("%(what)s of %(n)s bytes runs past the end of the file"),
+                {"what": what, "n": n},
+            )
 
     def read(self, n: int) -> bytes:
         self.need(n)
         data = self.f.read(n)
         if len(data) != n:
-            raise _GGUFParseError("short read")
+            raise _GGUFParseError(gettext_noop("short read"))
         self.pos += n
         return data
 
-    def skip(self, n: int, what: str = "a value") -> None:
+    def skip(self, n: int, what: Message = _GGUF_VALUE) -> None:
         self.need(n, what)
         self.pos += n
         self.f.seek(self.pos)
@@ -932,26 +1188,29 @@ class _GGUFReader:
     def string(self, limit: int) -> str:
         n = self.u64()
         if n > limit:
-            raise _GGUFParseError(f"a string of {n:,} bytes (at most {limit:,} expected here)")
+            raise _GGUFParseError(
+                gettext_noop("a string of %(n)s bytes (at most %(limit)s expected here)"),
+                {"n": n, "limit": limit},
+            )
         return self.read(n).decode("utf-8", errors="replace")
 
     def skip_value(self, vtype: int, depth: int = 0) -> None:
         if vtype in self._SCALAR_SIZES:
             self.skip(self._SCALAR_SIZES[vtype])
         elif vtype == self._STRING:
-            self.skip(self.u64(), "a string")
+            self.skip(self.u64(), _GGUF_STRING)
         elif vtype == self._ARRAY and depth < 4:
             etype, count = self.u32(), self.u64()
             if count > self.MAX_ARRAY:
-                raise _GGUFParseError(f"an array of {count:,} items")
+                raise _GGUFParseError(gettext_noop("an array of %(n)s items"), {"n": count})
             if etype in self._SCALAR_SIZES:
-                self.skip(count * self._SCALAR_SIZES[etype], "an array")
+                self.skip(count * self._SCALAR_SIZES[etype], _GGUF_ARRAY)
             else:
-                self.need(count * 8, "an array")  # every element takes at least 8 bytes
+                self.need(count * 8, _GGUF_ARRAY)  # every element takes at least 8 bytes
                 for _ in range(count):
                     self.skip_value(etype, depth + 1)
         else:
-            raise _GGUFParseError(f"unknown value type {vtype}")
+            raise _GGUFParseError(gettext_noop("unknown value type %(type)s"), {"type": vtype})
 
 
 def _read_gguf_header(f: BinaryIO, size: int, label: str) -> tuple[str | None, str | None]:
@@ -963,8 +1222,11 @@ def _read_gguf_header(f: BinaryIO, size: int, label: str) -> tuple[str | None, s
     magic = f.read(4)
     if magic != b"GGUF":
         raise ModelFileError(
-            f"{label}: does not start with the GGUF magic bytes (found {magic!r}); "
-            "it is not a GGUF file"
+            gettext_noop(
+                "%(name)s: does not start with the GGUF magic bytes (found %(magic)s); "
+                "it is not a GGUF file"
+            ),
+            {"name": label, "magic": repr(magic)},
         )
     reader = _GGUFReader(f, size, 4)
     wanted: dict[str, str | None] = {"general.architecture": None, "tokenizer.ggml.model": None}
@@ -972,17 +1234,24 @@ def _read_gguf_header(f: BinaryIO, size: int, label: str) -> tuple[str | None, s
         version = reader.u32()
         if version not in (2, 3):
             raise ModelFileError(
-                f"{label}: GGUF version {version} is not supported (only 2 and 3); "
-                "re-convert it with a recent llama.cpp"
+                gettext_noop(
+                    "%(name)s: GGUF version %(version)s is not supported (only 2 and 3); "
+                    "re-convert it with a recent llama.cpp"
+                ),
+                {"name": label, "version": version},
             )
         n_tensors, n_kv = reader.u64(), reader.u64()
         left = size - reader.pos
         if n_kv > left // 12:  # key length + value type, at least
-            raise _GGUFParseError(f"it claims {n_kv:,} key/values, more than the file holds")
+            raise _GGUFParseError(
+                gettext_noop("it claims %(n)s key/values, more than the file holds"), {"n": n_kv}
+            )
         if n_tensors > left // 24:  # name length + dimensions + type + offset, at least
-            raise _GGUFParseError(f"it claims {n_tensors:,} tensors, more than the file holds")
+            raise _GGUFParseError(
+                gettext_noop("it claims %(n)s tensors, more than the file holds"), {"n": n_tensors}
+            )
         if n_tensors == 0:
-            raise _GGUFParseError("it holds no tensors")
+            raise _GGUFParseError(gettext_noop("it holds no tensors"))
         alignment = 32
         for _ in range(n_kv):
             key = reader.string(65_535)  # the GGUF spec's limit on key length
@@ -992,15 +1261,19 @@ def _read_gguf_header(f: BinaryIO, size: int, label: str) -> tuple[str | None, s
             elif key == "general.alignment" and vtype == _GGUFReader._UINT32:
                 alignment = reader.u32()
                 if alignment == 0 or alignment & (alignment - 1):
-                    raise _GGUFParseError(f"alignment {alignment} is not a power of two")
+                    raise _GGUFParseError(
+                        gettext_noop("alignment %(n)s is not a power of two"), {"n": alignment}
+                    )
             else:
                 reader.skip_value(vtype)
         tensors = []
         for _ in range(n_tensors):
-            reader.skip(reader.u64(), "a tensor name")
+            reader.skip(reader.u64(), _GGUF_TENSOR_NAME)
             n_dims = reader.u32()
             if n_dims > 4:
-                raise _GGUFParseError(f"a tensor with {n_dims} dimensions (at most 4)")
+                raise _GGUFParseError(
+                    gettext_noop("a tensor with %(n)s dimensions (at most 4)"), {"n": n_dims}
+                )
             dims = [reader.u64() for _ in range(n_dims)]
             tensors.append((dims, reader.u32(), reader.u64()))
         data_start = -(-reader.pos // alignment) * alignment
@@ -1010,13 +1283,17 @@ def _read_gguf_header(f: BinaryIO, size: int, label: str) -> tuple[str | None, s
                 count *= d
             sizes = GGML_QUANT_SIZES.get(ttype)  # type: ignore[call-overload]
             if sizes is None:
-                raise _GGUFParseError(f"unknown tensor type {ttype}")
+                raise _GGUFParseError(gettext_noop("unknown tensor type %(type)s"), {"type": ttype})
             block, type_size = sizes
             if count % block or data_start + offset + count // block * type_size > size:
-                raise _GGUFParseError("a tensor's data runs past the end of the file")
+                raise _GGUFParseError(gettext_noop("a tensor's data runs past the end of the file"))
     except _GGUFParseError as exc:
         raise ModelFileError(
-            f"{label}: GGUF header does not parse ({exc}); the file is truncated or corrupt"
+            gettext_noop(
+                "%(name)s: GGUF header does not parse (%(reason)s); the file is truncated or "
+                "corrupt"
+            ),
+            {"name": label, "reason": exc.message},
         ) from exc
     return wanted["general.architecture"], wanted["tokenizer.ggml.model"]
 
@@ -1040,7 +1317,7 @@ def _inspect_gguf(f: BinaryIO, size: int, root: Path, *, compute_hash: bool) -> 
 # --------------------------------------------------------------------------- archives
 
 
-class _ArchiveLimitError(Exception):
+class _ArchiveLimitError(_Refusal):
     """A limit hit while reading an archive; reported with the archive's name."""
 
 
@@ -1114,7 +1391,8 @@ class _TarStream:
         read_in = max(self._counted.bytes_in, 1)
         if self.bytes_out > self._max_out:
             raise _ArchiveLimitError(
-                f"unpacks to more than the {self._max_out:,}-byte limit for a model"
+                gettext_noop("unpacks to more than the %(limit)s-byte limit for a model"),
+                {"limit": self._max_out},
             )
         if (
             self._compressed
@@ -1123,9 +1401,11 @@ class _TarStream:
             and self.bytes_out > self._max_ratio * read_in
         ):
             raise _ArchiveLimitError(
-                f"inflates more than {self._max_ratio:,.0f} times its compressed size "
-                f"({self.bytes_out:,} bytes from {read_in:,}), which looks like a "
-                "compression bomb, not model weights"
+                gettext_noop(
+                    "inflates more than %(ratio)s times its compressed size (%(out)s bytes "
+                    "from %(in)s), which looks like a compression bomb, not model weights"
+                ),
+                {"ratio": round(self._max_ratio), "out": self.bytes_out, "in": read_in},
             )
         return data
 
@@ -1136,8 +1416,10 @@ class _BoundedTarInfo(tarfile.TarInfo):
     def _proc_member(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
         if self.type in _TAR_META_TYPES and self.size > _MAX_TAR_META:
             raise _ArchiveLimitError(
-                f"{self.name}: an extended tar header of {self.size:,} bytes "
-                f"(at most {_MAX_TAR_META:,})"
+                gettext_noop(
+                    "%(entry)s: an extended tar header of %(size)s bytes (at most %(limit)s)"
+                ),
+                {"entry": self.name, "size": self.size, "limit": _MAX_TAR_META},
             )
         return super()._proc_member(tarfile)  # type: ignore[misc]
 
@@ -1196,29 +1478,45 @@ def _iter_archive(f: BinaryIO, label: str, limits: _Limits) -> Generator[_Member
                 )
     else:
         raise ModelFileError(
-            f"{label}: not a supported archive (.zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz)"
+            gettext_noop(
+                "%(name)s: not a supported archive (.zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz)"
+            ),
+            {"name": label},
         )
 
 
 def _tar_open(tf: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     handle = tf.extractfile(member)
     if handle is None:
-        raise ModelFileError(f"{member.name}: cannot be read from the archive")
+        raise ModelFileError(
+            gettext_noop("%(entry)s: cannot be read from the archive"), {"entry": member.name}
+        )
     return handle
 
 
 def _member_parts(raw: str, label: str) -> tuple[str, ...]:
     """Normalize an archive member name, refusing anything that could escape the folder."""
     if "\x00" in raw:
-        raise ModelFileError(f"{raw!r} (in {label}): entry name contains a NUL byte")
+        raise ModelFileError(
+            gettext_noop("%(where)s: entry name contains a NUL byte"),
+            {"where": _in_archive(repr(raw), label)},
+        )
+    where = _in_archive(raw, label)
     if raw.startswith(("/", "\\")):
-        raise ModelFileError(f"{raw} (in {label}): absolute path in the archive is not allowed")
+        raise ModelFileError(
+            gettext_noop("%(where)s: absolute path in the archive is not allowed"),
+            {"where": where},
+        )
     if _DRIVE_RE.match(raw):
-        raise ModelFileError(f"{raw} (in {label}): drive-letter path in the archive is not allowed")
+        raise ModelFileError(
+            gettext_noop("%(where)s: drive-letter path in the archive is not allowed"),
+            {"where": where},
+        )
     parts = tuple(p for p in re.split(r"[/\\]", raw) if p not in ("", "."))
     if ".." in parts:
         raise ModelFileError(
-            f"{raw} (in {label}): '..' in an archive path could write outside the model folder"
+            gettext_noop("%(where)s: '..' in an archive path could write outside the model folder"),
+            {"where": where},
         )
     return parts
 
@@ -1240,18 +1538,30 @@ def _plan_archive(f: BinaryIO, label: str, limits: _Limits) -> _ArchivePlan:
             for count, member in enumerate(members, start=1):
                 if count > limits.max_entries:
                     raise ModelFileError(
-                        f"{label}: has more than {limits.max_entries:,} entries; a model "
-                        "archive should only hold the model files"
+                        gettext_noop(
+                            "%(name)s: has more than %(n)s entries; a model archive should "
+                            "only hold the model files"
+                        ),
+                        {"name": label, "n": limits.max_entries},
                     )
                 parts = _member_parts(member.raw, label)
-                where = f"{member.raw} (in {label})"
-                if member.ftype in ("symlink", "hardlink"):
+                where = _in_archive(member.raw, label)
+                if member.ftype == "symlink":
                     raise ModelFileError(
-                        f"{where}: {member.ftype}s are not allowed in model archives"
+                        gettext_noop("%(where)s: symlinks are not allowed in model archives"),
+                        {"where": where},
+                    )
+                if member.ftype == "hardlink":
+                    raise ModelFileError(
+                        gettext_noop("%(where)s: hardlinks are not allowed in model archives"),
+                        {"where": where},
                     )
                 if member.ftype == "special":
                     raise ModelFileError(
-                        f"{where}: devices, FIFOs and other special files are not allowed"
+                        gettext_noop(
+                            "%(where)s: devices, FIFOs and other special files are not allowed"
+                        ),
+                        {"where": where},
                     )
                 if not parts:
                     continue
@@ -1259,7 +1569,10 @@ def _plan_archive(f: BinaryIO, label: str, limits: _Limits) -> _ArchivePlan:
                 if member.ftype == "dir" and name in dirs:
                     continue
                 if name in seen:
-                    raise ModelFileError(f"{where}: the archive holds this path more than once")
+                    raise ModelFileError(
+                        gettext_noop("%(where)s: the archive holds this path more than once"),
+                        {"where": where},
+                    )
                 seen.add(name)
                 names.append(name)
                 if member.ftype == "dir":
@@ -1267,16 +1580,25 @@ def _plan_archive(f: BinaryIO, label: str, limits: _Limits) -> _ArchivePlan:
                     continue
                 reason = _forbidden_reason(parts[-1])
                 if reason:
-                    raise ModelFileError(f"{where}: {reason}")
+                    raise _refused_file(where, reason)
                 if member.encrypted:
-                    raise ModelFileError(f"{where}: encrypted archive entries are not supported")
+                    raise ModelFileError(
+                        gettext_noop("%(where)s: encrypted archive entries are not supported"),
+                        {"where": where},
+                    )
                 if not member.method_ok:
-                    raise ModelFileError(f"{where}: unsupported zip compression method")
+                    raise ModelFileError(
+                        gettext_noop("%(where)s: unsupported zip compression method"),
+                        {"where": where},
+                    )
                 total += member.size
                 if total > limits.max_total_bytes:
                     raise ModelFileError(
-                        f"{where}: the archive unpacks to more than the "
-                        f"{limits.max_total_bytes:,}-byte limit for a model"
+                        gettext_noop(
+                            "%(where)s: the archive unpacks to more than the %(limit)s-byte "
+                            "limit for a model"
+                        ),
+                        {"where": where, "limit": limits.max_total_bytes},
                     )
                 ratio = limits.max_ratio
                 if (
@@ -1286,18 +1608,31 @@ def _plan_archive(f: BinaryIO, label: str, limits: _Limits) -> _ArchivePlan:
                     and member.size > ratio * max(member.compress_size, 1)
                 ):
                     raise ModelFileError(
-                        f"{where}: compresses {member.size / max(member.compress_size, 1):,.0f}:1, "
-                        "which looks like a zip bomb, not model weights"
+                        gettext_noop(
+                            "%(where)s: compresses %(ratio)s:1, which looks like a zip bomb, "
+                            "not model weights"
+                        ),
+                        {
+                            "where": where,
+                            "ratio": round(member.size / max(member.compress_size, 1)),
+                        },
                     )
                 files[parts] = member.size
     except ModelFileError:
         raise
     except _ArchiveLimitError as exc:
-        raise ModelFileError(f"{label}: {exc}") from None
+        raise ModelFileError(
+            gettext_noop("%(name)s: %(reason)s"), {"name": label, "reason": exc.message}
+        ) from None
     except RecursionError:
-        raise ModelFileError(f"{label}: cannot read the archive (nested too deeply)") from None
+        raise ModelFileError(
+            gettext_noop("%(name)s: cannot read the archive (nested too deeply)"), {"name": label}
+        ) from None
     except _ARCHIVE_READ_ERRORS as exc:
-        raise ModelFileError(f"{label}: cannot read the archive ({exc})") from exc
+        raise ModelFileError(
+            gettext_noop("%(name)s: cannot read the archive (%(error)s)"),
+            {"name": label, "error": str(exc)},
+        ) from exc
 
     return _ArchivePlan(names=names, wanted=_archive_layout(files, label))
 
@@ -1306,7 +1641,7 @@ def _archive_layout(files: dict[tuple[str, ...], int], label: str) -> dict[str, 
     """Find the model root (top level or a single top folder) and the members to extract."""
     files = {parts: size for parts, size in files.items() if not _is_ignorable(parts)}
     if not files:
-        raise ModelFileError(f"{label}: the archive holds no files")
+        raise ModelFileError(gettext_noop("%(name)s: the archive holds no files"), {"name": label})
     prefix: tuple[str, ...] = ()
     tops = {parts[0] for parts in files}
     if len(tops) == 1 and all(len(parts) > 1 for parts in files):
@@ -1317,12 +1652,13 @@ def _archive_layout(files: dict[tuple[str, ...], int], label: str) -> dict[str, 
         if len(parts) == len(prefix) + 1
     }
     names = set(root_files)
-    where = f"the archive {label}" + (f" (folder {prefix[0]}/)" if prefix else "")
+    where = _in_archive_root(label, prefix)
     if "config.json" not in names:
         ggufs = sorted(n for n in names if n.lower().endswith(".gguf"))
         if len(ggufs) > 1:
             raise ModelFileError(
-                f"{', '.join(ggufs)}: several .gguf files in {where}; upload one per model"
+                gettext_noop("%(names)s: several .gguf files in %(where)s; upload one per model"),
+                {"names": ", ".join(ggufs), "where": where},
             )
         if len(ggufs) == 1:
             member, size = root_files[ggufs[0]]
@@ -1349,26 +1685,35 @@ def _extract_archive(src: _Source, plan: _ArchivePlan, dest: Path, limits: _Limi
                 target, size = plan.wanted[name]
                 if member.ftype != "file" or member.size != size or name in written:
                     raise ModelFileError(
-                        f"{member.raw} (in {label}): the archive changed while reading"
+                        gettext_noop("%(where)s: the archive changed while reading"),
+                        {"where": _in_archive(member.raw, label)},
                     )
                 with member.open() as fin:
-                    _write_new_file(fin, dest / target, size, f"{member.raw} (in {label})")
+                    _write_new_file(fin, dest / target, size, _in_archive(member.raw, label))
                 written.add(name)
     except ModelFileError:
         raise
     except _ArchiveLimitError as exc:
-        raise ModelFileError(f"{label}: {exc}") from None
+        raise ModelFileError(
+            gettext_noop("%(name)s: %(reason)s"), {"name": label, "reason": exc.message}
+        ) from None
     except _ARCHIVE_READ_ERRORS as exc:
-        raise ModelFileError(f"{label}: extraction failed ({exc})") from exc
+        raise ModelFileError(
+            gettext_noop("%(name)s: extraction failed (%(error)s)"),
+            {"name": label, "error": str(exc)},
+        ) from exc
     missing = set(plan.wanted) - written
     if missing:
-        raise ModelFileError(f"{label}: entries vanished while extracting: {sorted(missing)}")
+        raise ModelFileError(
+            gettext_noop("%(name)s: entries vanished while extracting: %(entries)s"),
+            {"name": label, "entries": str(sorted(missing))},
+        )
 
 
 # --------------------------------------------------------------------------- copying
 
 
-def _write_new_file(fin: IO[bytes], target: Path, limit: int, label: str) -> None:
+def _write_new_file(fin: IO[bytes], target: Path, limit: int, label: Param) -> None:
     """Stream ``fin`` into a new file (never through a symlink), exactly ``limit`` bytes."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     written = 0
@@ -1376,10 +1721,15 @@ def _write_new_file(fin: IO[bytes], target: Path, limit: int, label: str) -> Non
         while chunk := fin.read(_CHUNK):
             written += len(chunk)
             if written > limit:
-                raise ModelFileError(f"{label}: holds more bytes than its declared size")
+                raise ModelFileError(
+                    gettext_noop("%(where)s: holds more bytes than its declared size"),
+                    {"where": label},
+                )
             fout.write(chunk)
     if written != limit:
-        raise ModelFileError(f"{label}: holds fewer bytes than its declared size")
+        raise ModelFileError(
+            gettext_noop("%(where)s: holds fewer bytes than its declared size"), {"where": label}
+        )
 
 
 def _member_sizes(folder: _Folder, max_total_bytes: int) -> dict[str, int]:
@@ -1390,8 +1740,10 @@ def _member_sizes(folder: _Folder, max_total_bytes: int) -> dict[str, int]:
     total = sum(sizes.values())
     if total > max_total_bytes:
         raise ModelFileError(
-            f"{folder.path.name}: the model files take {total:,} bytes, over the "
-            f"{max_total_bytes:,}-byte limit"
+            gettext_noop(
+                "%(name)s: the model files take %(size)s bytes, over the %(limit)s-byte limit"
+            ),
+            {"name": folder.path.name, "size": total, "limit": max_total_bytes},
         )
     return sizes
 
@@ -1403,7 +1755,10 @@ def _copy_members(folder: _Folder, sizes: dict[str, int], dest: Path, max_total:
         with _open_member(folder, name) as (fin, st):
             total += st.st_size
             if total > max_total or st.st_size != sizes[name]:
-                raise ModelFileError(f"{name}: changed while the model was being copied")
+                raise ModelFileError(
+                    gettext_noop("%(name)s: changed while the model was being copied"),
+                    {"name": name},
+                )
             _write_new_file(fin, dest / name, st.st_size, name)
 
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from sbs.catalog.messages import stored_text
 from sbs.core.models import Job
 
 
@@ -90,9 +91,17 @@ class ModelImportJob(Job):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # A refusal (model files, paths) as {"msgid", "params"}, translated when the page shows
+    # it; ``error`` keeps the text as the worker raised it.
+    refusal = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"import {self.name} ({self.status})"
+
+    @property
+    def error_text(self) -> str:
+        """The error in the active language where it was kept translatable, else as stored."""
+        return stored_text(self.refusal, self.error) if self.error else ""

@@ -12,8 +12,10 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from adaptation import modelfiles
+from sbs.catalog.messages import TranslatableError, message_of
 from sbs.catalog.models import AdaptationJob, ModelEntry, ModelImportJob
 from sbs.core import jobs
 from sbs.core.errors import ServiceError
@@ -86,21 +88,22 @@ def _install_server_path(server_path: str, store: Path, slug: str) -> modelfiles
         )
     except modelfiles.ServerPathError as exc:
         if exc.disabled:
-            raise ServiceError(_import_disabled()) from None
-        raise ServiceError(
-            _(
-                "“%(path)s”: no model folder or file by this name can be read under the "
-                "folders models may be registered from (MODEL_IMPORT_ROOTS: %(roots)s)."
-            )
-            % {"path": server_path, "roots": ", ".join(roots)}
+            raise TranslatableError(_IMPORT_DISABLED) from None
+        msgid = gettext_noop(
+            "“%(path)s”: no model folder or file by this name can be read under the "
+            "folders models may be registered from (MODEL_IMPORT_ROOTS: %(roots)s)."
+        )
+        raise TranslatableError(
+            modelfiles.Message(msgid, {"path": server_path, "roots": ", ".join(roots)})
         ) from None
 
 
-def _import_disabled() -> str:
-    return _(
+_IMPORT_DISABLED = modelfiles.Message(
+    gettext_noop(
         "Registering a model by a path on the server is switched off "
         "(MODEL_IMPORT_ROOTS is empty); upload the model instead."
     )
+)
 
 
 def model_import_start(
@@ -111,7 +114,7 @@ def model_import_start(
     if not name:
         raise ServiceError(_("The model needs a name."))
     if not settings.MODEL_IMPORT_ROOTS:
-        raise ServiceError(_import_disabled())
+        raise TranslatableError(_IMPORT_DISABLED)
     try:
         with transaction.atomic():
             reserved = _reserve_model_name(name=name, parent=parent, user=user)
@@ -161,10 +164,14 @@ def _fill_reserved(
     return entry
 
 
-def model_import_refused(*, lease: jobs.Lease, error: str) -> None:
-    """A refused import fails for good and frees its name."""
+def model_import_refused(*, lease: jobs.Lease, exc: Exception) -> None:
+    """A refused import fails for good and frees its name. ``error`` keeps the text as
+    raised (English for the model files' checks); ``refusal`` keeps the message, when it has
+    one, to be shown in the reader's language (:attr:`ModelImportJob.error_text`)."""
+    message = message_of(exc)
     with lease.guard():
-        jobs.job_fail(lease, error=error)
+        lease.update(refusal=message.to_json() if message else {})
+        jobs.job_fail(lease, error=str(exc))
         ModelEntry.objects.filter(made_by_import__pk=lease.pk, ready=False).delete()
 
 

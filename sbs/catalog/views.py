@@ -14,6 +14,7 @@ from adaptation.modelfiles import ModelFileError
 from sbs.accounts.roles import AuthedRequest, researcher_required
 from sbs.catalog import selectors, services
 from sbs.catalog.forms import AdaptForm, ModelRegisterForm
+from sbs.catalog.messages import message_text
 from sbs.catalog.models import ModelEntry
 
 
@@ -48,7 +49,9 @@ def models_list(request: AuthedRequest) -> HttpResponse:
                     ),
                 )
                 return redirect("catalog:models")
-        except (ModelFileError, services.ServiceError) as exc:
+        except ModelFileError as exc:
+            form.add_error(None, message_text(exc.message))
+        except services.ServiceError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, _("Model %(name)s registered.") % {"name": entry.name})

@@ -105,6 +105,31 @@ def test_register_model_page_accepts_a_folder_and_refuses_pickles(
     assert "pytorch_model.bin" in res_client.get(reverse("catalog:models")).content.decode()
 
 
+def test_a_refused_upload_is_explained_in_the_readers_language(res_client, model_store, tmp_path):
+    """The model files' checks speak English (no Django in adaptation/); the page translates
+    the refusal into the reader's language."""
+    from tests.studies.test_modelfiles import folder_members, make_hf_folder, write_zip
+
+    members = folder_members(make_hf_folder(tmp_path / "tiny"), "tiny/")
+    members.append(("tiny/pytorch_model.bin", b"\x80\x04pickle"))
+    archive = write_zip(tmp_path / "evil.zip", members)
+
+    def post(language):
+        upload = _upload("evil.zip", archive.read_bytes())
+        response = res_client.post(reverse("catalog:models"), {"name": "evil", "archive": upload},
+                                   headers={"accept-language": language})  # fmt: skip
+        assert response.status_code == 200
+        return response.content.decode()
+
+    russian = post("ru")
+    assert "tiny/pytorch_model.bin (в архиве upload.zip): веса в формате pickle (.bin)" in russian
+    assert "pickled weights" not in russian
+    english = post("en")
+    assert "tiny/pytorch_model.bin (in upload.zip): pickled weights (.bin)" in english
+    assert "веса" not in english
+    assert not ModelEntry.objects.exists() and not list(model_store.glob("*"))
+
+
 def test_register_model_command_refuses_custom_code(
     model_store, tiny_model_dir, tmp_path, settings
 ):

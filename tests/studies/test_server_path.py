@@ -226,3 +226,49 @@ def test_register_command_is_confined_unless_trust_path_is_given(settings, model
     call_command("register_model", "tiny", str(layout["model"]), stdout=out)
     assert ModelEntry.objects.count() == 2
     shutil.rmtree(layout["store"], ignore_errors=True)
+
+
+@pytest.mark.django_db
+def test_a_refused_import_job_is_explained_in_the_readers_language(
+    res_client, settings, model_store, layout
+):  # type: ignore[no-untyped-def]
+    """The worker has no reader: the job keeps the refusal's message id and params, and the
+    models page translates them for whoever reads it."""
+    from sbs.catalog.models import ModelImportJob
+    from workers.tasks import import_model
+
+    root = layout["root"]
+    settings.MODEL_IMPORT_ROOTS = [str(root)]
+    (layout["model"] / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    for name, typed in (("evil", layout["model"]), ("absent", root / "absent")):
+        response = res_client.post(reverse("catalog:models"), {"name": name, "path": str(typed)})
+        assert response.status_code == 302
+        job = ModelImportJob.objects.get(name=name)
+        assert import_model.apply(args=[job.pk]).get() == "refused"
+    job = ModelImportJob.objects.get(name="evil")
+    assert job.status == "failed"
+    assert "pytorch_model.bin: pickled weights (.bin)" in job.error  # as raised, in English
+    assert job.refusal["params"]["reason"]["params"] == {"suffix": ".bin"}
+
+    page = reverse("catalog:models")
+    russian = res_client.get(page, headers={"accept-language": "ru"}).content.decode()
+    assert "pytorch_model.bin: веса в формате pickle (.bin)" in russian
+    assert "в папках, из которых можно регистрировать модели" in russian
+    assert "pickled weights" not in russian and "no model folder" not in russian
+    english = res_client.get(page, headers={"accept-language": "en"}).content.decode()
+    assert "pytorch_model.bin: pickled weights (.bin)" in english
+    assert "no model folder or file by this name can be read" in english
+    assert "веса" not in english
+
+
+@pytest.mark.django_db
+def test_an_import_error_without_a_message_id_is_shown_as_stored(res_client, model_store):  # type: ignore[no-untyped-def]
+    from sbs.catalog.models import ModelImportJob
+
+    ModelImportJob.objects.create(name="a", server_path="/x", status="failed", error="Boom: 42")
+    ModelImportJob.objects.create(
+        name="b", server_path="/y", status="failed", error="as raised",
+        refusal={"msgid": "%(missing)s", "params": {"other": 1}},
+    )  # fmt: skip
+    html = res_client.get(reverse("catalog:models"), headers={"accept-language": "ru"}).content
+    assert "Boom: 42" in html.decode() and "as raised" in html.decode()

@@ -28,7 +28,7 @@ def import_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
         try:
             catalog_services.model_import_run(lease=lease)
         except (ModelFileError, services.ServiceError) as exc:  # refused: say why, free the name
-            catalog_services.model_import_refused(lease=lease, error=str(exc))
+            catalog_services.model_import_refused(lease=lease, exc=exc)
             return "refused"
         except Exception as exc:
             return fail(self, lease, exc, max_attempts=max_attempts)
