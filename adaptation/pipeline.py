@@ -3,7 +3,9 @@
 Steps (the research's two-stage recipe, section 2-3 of the seed), in :data:`STEPS`:
   1. corpus     Russian text (wiki-ru-wordnet + the user's files), deterministic held-out split
   2. tokenizer  a new sentencepiece tokenizer (unigram by default) keeping the special tokens
-  3. swap       new embeddings + LM head, initialised by a registered init method (vocab.py)
+  3. swap       new embeddings + LM head, initialised by a registered init method (vocab.py);
+                the head tied, or untied with a unigram frequency prior, whichever scores
+                fewer bits per character on held-out text (head.py)
   4. train      embeddings + LM head only (body frozen)
   5. lora       optionally a LoRA on top, the same training code in another mode
   6. merge      with LoRA: sweep the merging factor phi on the held-out split, keep the best
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptation.corpus import CorpusConfig, read_text_file, split_lines, wordnet_lines
+from adaptation.head import HEAD_CHOICES, choose_head_folder
 from adaptation.merging import DEFAULT_GRID, MergeConfig, merge_sweep_folder
 from adaptation.registry import check, gettext_noop, option
 from adaptation.tokenizer import MODEL_TYPES, TokenizerConfig, train_tokenizer
@@ -56,6 +59,9 @@ class PipelineConfig:
         "mean",
         label=gettext_noop("New embeddings initialised by"),
         choices=lambda: INIT_METHODS.choices(without_target),
+    )
+    head: str = option(
+        "auto", label=gettext_noop("Output head after the swap"), choices=HEAD_CHOICES
     )
     train_steps: int = option(
         40, label=gettext_noop("Embedding training steps"), min=0, max=1_000_000
@@ -188,7 +194,12 @@ def _swap(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
         ctx.model_path, ctx.work_dir / "tokenizer", folder,
         SwapConfig(init=ctx.config.init, seed=ctx.config.seed), cache_dir=ctx.cache_dir,
     )  # fmt: skip
-    return _plain(swap_report)
+    report(0.5, f"output head: {ctx.config.head}")
+    head = choose_head_folder(
+        folder, ctx.lines("train")[:HEAD_TRAIN_LINES],
+        ctx.lines("heldout")[: ctx.config.heldout_lines], ctx.config.head,
+    )  # fmt: skip
+    return {**_plain(swap_report), "head": head.to_dict()}
 
 
 def _training(mode: str, steps_field: str, lr_scale: float) -> Callable[..., dict[str, Any]]:
@@ -224,13 +235,15 @@ def _merge(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
     return sweep.to_dict()
 
 
+HEAD_TRAIN_LINES = 20000  # lines whose unigram counts the frequency head uses
 TRAINING_READS = ("batch_size", "seq_len", "learning_rate", "seed")
 STEPS: tuple[Step, ...] = (
     Step("corpus", "corpus", _corpus, ("train.txt", "heldout.txt"),
          reads=("use_wordnet", "max_corpus_lines", "seed", "texts")),
     Step("tokenizer", "tokenizer", _tokenizer, ("tokenizer_config.json",),
          reads=("vocab_size", "tokenizer_type", "seed", "model")),
-    Step("swap", "swapped", _swap, ("config.json",), reads=("init", "seed", "model"),
+    Step("swap", "swapped", _swap, ("config.json",),
+         reads=("init", "head", "heldout_lines", "seed", "model"),
          yields="."),
     Step("train", "trained", _training("embeddings", "train_steps", 1.0),
          ("model/config.json",), reads=("train_steps", *TRAINING_READS), yields="model",

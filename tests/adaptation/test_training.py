@@ -1,3 +1,6 @@
+import json
+
+import pytest
 import torch
 
 from adaptation.training import TrainConfig, pack_texts, train
@@ -34,9 +37,19 @@ def test_packing_counts_characters_of_the_text(new_tokenizer):
 def test_resume_from_checkpoint_is_exact(tmp_path, new_tokenizer, ru_lines):
     texts = ru_lines[:200]
     full, full_result = train(tiny_model(len(new_tokenizer)), new_tokenizer, texts, CFG)
-    half = TrainConfig(**{**CFG.__dict__, "steps": 2})
-    train(tiny_model(len(new_tokenizer)), new_tokenizer, texts, half, checkpoint_dir=tmp_path)
-    assert (tmp_path / "trainable.safetensors").exists()
+
+    class Killed(Exception):
+        pass
+
+    def die_after_two(step: int, total: int, loss: float) -> None:
+        if step == 3:  # the checkpoint of step 2 is on disk; the worker dies in step 3
+            raise Killed
+
+    every = TrainConfig(**{**CFG.__dict__, "checkpoint_every": 1})
+    with pytest.raises(Killed):
+        train(tiny_model(len(new_tokenizer)), new_tokenizer, texts, every,
+              checkpoint_dir=tmp_path, on_step=die_after_two)  # fmt: skip
+    assert json.loads((tmp_path / "state.json").read_text())["step"] == 2
     resumed, result = train(
         tiny_model(len(new_tokenizer)),
         new_tokenizer,
@@ -66,3 +79,29 @@ def test_lora_trains_only_adapters(new_tokenizer, ru_lines):
     scaling = {m.scaling["default"] for m in peft_model.modules() if isinstance(m, LoraLayer)}
     assert scaling == {512 / 4}
     assert result.mode == "lora" and len(result.losses) == 2
+
+
+def test_texts_are_packed_with_the_document_separator_not_the_end_of_turn(new_tokenizer):
+    """ChatML tokenizers end a turn with <|im_end|> (their eos) and a document with
+    <|endoftext|>: training text is joined by the latter."""
+    texts = ["Первая строка текста.", "Вторая строка, чуть длиннее первой."] * 10
+    packed = pack_texts(new_tokenizer, texts, 16)
+    separator = new_tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    end_of_turn = new_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert new_tokenizer.eos_token_id == end_of_turn != separator
+    ids = packed.blocks.flatten().tolist()
+    assert ids.count(separator) >= 15 and end_of_turn not in ids
+
+
+def test_the_learning_rate_warms_up_then_decays_by_a_cosine():
+    from adaptation.training import learning_rate
+
+    cfg = TrainConfig(steps=101, learning_rate=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    rates = [learning_rate(cfg, step) for step in range(cfg.steps)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert rates[10] == pytest.approx(1e-3)  # the peak, then down
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+    assert rates[-1] == pytest.approx(1e-4)  # min_lr_ratio of the peak at the last step
+    assert rates[55] == pytest.approx(1e-4 + 0.9e-3 * 0.5)  # half way: the cosine's middle
+    constant = TrainConfig(steps=50, learning_rate=1e-3, schedule="constant")
+    assert {learning_rate(constant, s) for s in range(50)} == {1e-3}
