@@ -107,3 +107,13 @@ def measure_speed(
         forced_seconds=statistics.median(forced),
         single_pass_seconds=statistics.median(single),
     )
+
+
+REFERENCE_FILE = "ru_reference_1000.txt"
+
+
+def reference_text() -> str:
+    """The fixed Russian reference text every generation run is timed on (``data/``)."""
+    from adaptation.benchmarks import data_dir
+
+    return (data_dir() / REFERENCE_FILE).read_text(encoding="utf-8").strip()

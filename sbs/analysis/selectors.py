@@ -12,7 +12,7 @@ import pandas as pd
 from django.db.models import Count, Max, QuerySet
 
 from sbs.analysis.stats.frame import COLUMNS, vote_frame
-from sbs.studies.models import Answer, Study
+from sbs.studies.models import Answer, GenerationRun, Study
 from sbs.voting.models import Vote
 
 
@@ -85,6 +85,11 @@ class SpeedRow:
     median_chars_per_second: float
     median_chars: float
     eos_share: float
+    # the controlled measure: the fixed reference text, timed in the generation's process
+    reference_chars: int | None = None
+    reference_tokens: int | None = None
+    reference_forced_s_per_1000_chars: float | None = None
+    reference_single_pass_s_per_1000_chars: float | None = None
 
 
 def speed_rows(study: Study) -> list[SpeedRow]:
@@ -98,6 +103,8 @@ def speed_rows(study: Study) -> list[SpeedRow]:
         )
         if not answers:
             continue
+        run = GenerationRun.objects.filter(study=study, model=model).first()
+        reference = (run.reference_speed if run else None) or {}
         out.append(
             SpeedRow(
                 model=model.name,
@@ -107,6 +114,12 @@ def speed_rows(study: Study) -> list[SpeedRow]:
                 median_chars_per_second=statistics.median(a.chars_per_second for a in answers),
                 median_chars=statistics.median(len(a.text) for a in answers),
                 eos_share=sum(a.stop_reason == "eos" for a in answers) / len(answers),
+                reference_chars=reference.get("chars"),
+                reference_tokens=reference.get("tokens"),
+                reference_forced_s_per_1000_chars=reference.get("forced_s_per_1000_chars"),
+                reference_single_pass_s_per_1000_chars=reference.get(
+                    "single_pass_s_per_1000_chars"
+                ),
             )
         )
     return out

@@ -73,6 +73,12 @@ class GenerationRun(Job):
     done_count = models.PositiveIntegerField(default=0)
     total_count = models.PositiveIntegerField(default=0)
     load_seconds = models.FloatField(null=True, blank=True)
+    reference_speed = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="forced decoding and one pass over the fixed reference text "
+        "(adaptation.speed.SpeedResult), timed in the generation's process after its answers",
+    )
 
     class Meta:
         ordering = ["study", "id"]

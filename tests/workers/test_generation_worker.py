@@ -180,3 +180,36 @@ def test_a_hung_worker_is_taken_over_and_writes_nothing_when_it_wakes(
             os.killpg(first.proc.pid, signal.SIGCONT)
         first.stop()
         second.stop()
+
+
+def test_each_run_times_the_reference_text_and_the_report_divides_the_two(two_models):
+    """The controlled measure: both runs feed the same reference text through their model
+    (forced decoding and one pass), and the report's speed-up is original time / adapted."""
+    from transformers import AutoTokenizer
+
+    from adaptation.speed import reference_text
+    from sbs.analysis.selectors import speed_dicts
+    from sbs.analysis.stats.summary import speed_section
+    from workers.tasks import generate_run
+
+    study = factories.draft_study(factories.researcher(), two_models, n=2)
+    for run in services.study_start(study=study):
+        generate_run.apply(args=[run.pk])
+    a = GenerationRun.objects.get(study=study, model=study.model_a)
+    b = GenerationRun.objects.get(study=study, model=study.model_b)
+    text = reference_text()
+    tokenizer = AutoTokenizer.from_pretrained(catalog_services.model_path(study.model_a))
+    for run in (a, b):
+        measured = run.reference_speed
+        assert measured["chars"] == len(text) > 1000
+        assert measured["tokens"] == len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert measured["forced_seconds"] > measured["single_pass_seconds"] > 0
+    speed = speed_section(speed_dicts(study), study.model_a.name, study.model_b.name, None)
+    ratio = speed["ratio"]
+    assert ratio["reference_forced_speedup"] == pytest.approx(
+        a.reference_speed["forced_s_per_1000_chars"] / b.reference_speed["forced_s_per_1000_chars"]
+    )
+    assert ratio["reference_single_pass_speedup"] > 0
+    GenerationRun.objects.filter(pk=b.pk).update(reference_speed=None)  # an older run
+    speed = speed_section(speed_dicts(study), study.model_a.name, study.model_b.name, None)
+    assert speed["ratio"]["reference_forced_speedup"] is None

@@ -25,6 +25,7 @@ from workers.tasks.common import fail, worker_name
 def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     from adaptation.generate import GeneratedAnswer, GenerationSettings, generate_answers
     from adaptation.modelio import load_model, pick_device
+    from adaptation.speed import SpeedConfig, measure_speed, reference_text
     from sbs.catalog import services as catalog_services
     from sbs.core.jobs import job_progress
     from sbs.studies import services
@@ -65,7 +66,7 @@ def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
                     ],
                 )
 
-            if len(skip) < len(questions):
+            if len(skip) < len(questions) or run.reference_speed is None:
                 started = time.perf_counter()
                 loaded = load_model(
                     catalog_services.model_path(run.model),
@@ -74,6 +75,7 @@ def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
                 )
                 job_progress(lease, load_seconds=time.perf_counter() - started)
                 held.check()
+            if len(skip) < len(questions):
                 for _ in generate_answers(
                     loaded,
                     [q.text for q in questions],
@@ -83,6 +85,12 @@ def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
                     seed_offsets={i: offsets.get(q.pk, 0) for i, q in enumerate(questions)},
                 ):
                     pass
+            if run.reference_speed is None:
+                # The controlled measure: the same text for both models of the study, in the
+                # process, threads and device that generated the answers, after a warm-up.
+                speed = measure_speed(loaded.model, loaded.tokenizer, reference_text(),
+                                      SpeedConfig(repeats=3, warmup=1))  # fmt: skip
+                job_progress(lease, reference_speed=speed.to_dict())
             held.check()
             services.run_finish(lease=lease)
         except Exception as exc:

@@ -30,7 +30,8 @@ def speed_section(
     rows: Sequence[Mapping[str, Any]], original: str, adapted: str, win_rate: float | None
 ) -> dict[str, Any]:
     """Per-model speed rows with each model's win rate (ties as half) beside them, plus the
-    adapted/original ratios (None when a side is missing)."""
+    adapted/original ratios of free generation (None when a side is missing) and the
+    controlled speed-ups on the fixed reference text, original time / adapted time."""
     rates = {adapted: win_rate, original: None if win_rate is None else 1.0 - win_rate}
     rows = [{**r, "win_rate_ties_half": rates.get(r["model"])} for r in rows]
     by_model = {r["model"]: r for r in rows}
@@ -44,11 +45,19 @@ def speed_section(
                 return None
             return opt_float(top / bottom)
 
+        def speedup(key: str) -> float | None:
+            slow, fast = opt_float(a.get(key)), opt_float(b.get(key))
+            if slow is None or not fast:
+                return None
+            return opt_float(slow / fast)
+
         ratio = {
             "new_tokens": div("median_new_tokens"),
             "tokens_per_second": div("median_tokens_per_second"),
             "chars_per_second": div("median_chars_per_second"),
             "chars": div("median_chars"),
+            "reference_forced_speedup": speedup("reference_forced_s_per_1000_chars"),
+            "reference_single_pass_speedup": speedup("reference_single_pass_s_per_1000_chars"),
         }
     return plain({"rows": [dict(r) for r in rows], "ratio": ratio})  # type: ignore[no-any-return]
 
