@@ -24,6 +24,7 @@ def test_researcher_adapts_a_model_and_it_is_registered_as_its_child(client, two
             "vocab_size": 600,
             "tokenizer_type": "unigram",
             "init": "mean",
+            "head": "auto",
             "train_steps": 2,
             "batch_size": 2,
             "seq_len": 32,
@@ -61,6 +62,7 @@ def test_adaptation_with_a_taken_name_is_refused(client, two_models):
             "vocab_size": 600,
             "tokenizer_type": "unigram",
             "init": "mean",
+            "head": "auto",
             "train_steps": 1,
             "batch_size": 1,
             "seq_len": 32,
@@ -109,7 +111,7 @@ def test_a_running_adaptation_reserves_its_name_and_installs_into_that_entry(
 
 
 # The form is built from PipelineConfig's field metadata and the init-method registry.
-POST_CONTRACT = ["name", "vocab_size", "tokenizer_type", "init", "train_steps", "batch_size",
+POST_CONTRACT = ["name", "vocab_size", "tokenizer_type", "init", "head", "train_steps", "batch_size",
                  "seq_len", "learning_rate", "lora_steps", "lora_r", "lora_alpha",
                  "max_corpus_lines"]  # fmt: skip
 
@@ -144,7 +146,7 @@ def test_a_registered_init_method_can_be_chosen_on_the_page(client, two_models, 
     page = client.get(url).content.decode()
     assert 'value="zeros"' in page and "all zeros" in page
     data = {"name": "tiny-ru", "vocab_size": 600, "tokenizer_type": "unigram", "init": "zeros",
-            "train_steps": 1, "batch_size": 1, "seq_len": 32, "learning_rate": 0.01,
+            "head": "tied", "train_steps": 1, "batch_size": 1, "seq_len": 32, "learning_rate": 0.01,
             "lora_steps": 0, "lora_r": 4, "lora_alpha": 8}  # fmt: skip
     assert client.post(url, data).status_code == 302
     assert AdaptationJob.objects.get(name="tiny-ru").config["init"] == "zeros"
@@ -161,7 +163,7 @@ def test_the_adapt_form_labels_and_bounds_reach_the_page_in_russian(client, two_
     assert "Размер словаря" in page and "среднее по старым фрагментам" in page
     assert 'min="300"' in page and 'max="262144"' in page
     response = client.post(url, {"name": "x", "vocab_size": 100, "tokenizer_type": "unigram",
-                                 "init": "mean", "train_steps": 1, "batch_size": 1, "seq_len": 32,
+                                 "init": "mean", "head": "tied", "train_steps": 1, "batch_size": 1, "seq_len": 32,
                                  "learning_rate": 0.01, "lora_steps": 0, "lora_r": 4,
                                  "lora_alpha": 8})  # fmt: skip
     assert response.status_code == 200 and not AdaptationJob.objects.exists()
