@@ -12,6 +12,12 @@ The original model's special tokens (bos/eos/pad/unk strings, e.g. SmolLM2's ``<
 keep their strings and occupy the first ids; its chat template is copied, and a bos token is
 prepended to encodings exactly when the original tokenizer does so.
 
+What the frozen body already knows stays whole: the chat roles and the words of the chat
+template (``assistant``, ``system``, ``user``…) are user-defined pieces, so a marker such as
+``<|im_start|>assistant`` is two tokens, not ``as,s,ist,ant``; and every printable ASCII
+character is a piece of its own (``required_chars``), so English and code never fall back to
+byte pieces however Russian the corpus.
+
 Round trip: ``decode(encode(text)) == text`` for any text that does not start with a space
 (a leading space merges with the dummy prefix, as in the Llama/Mistral fast tokenizers).
 """
@@ -20,6 +26,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import string
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,6 +100,25 @@ def special_tokens_of(tokenizer: Any) -> SpecialTokens:
     )
 
 
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+ASCII_CHARS = "".join(ch for ch in string.printable if ch.isprintable() and ch != " ")
+
+
+def template_words(chat_template: str | None) -> list[str]:
+    """The chat roles and the ASCII words (4+ letters) of the template's string literals,
+    leaving out markers (``<|im_start|>``) and subscripts (``message['role']``)."""
+    words = list(CHAT_ROLES)
+    template = chat_template or ""
+    for match in re.finditer(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", template):
+        if match.start() and template[match.start() - 1] == "[":
+            continue  # a subscript such as message['role']
+        text = re.sub(r"<[^<>]*>", " ", match.group()[1:-1])
+        for word in re.findall(r"[A-Za-z]{4,}", text):
+            if word not in words:
+                words.append(word)
+    return words
+
+
 def _lines(text: Iterable[str] | Path) -> Iterator[str]:
     if isinstance(text, Path | str):
         yield from read_text_file(Path(text))
@@ -110,6 +137,8 @@ def train_sentencepiece(
     spm.set_random_generator_seed(config.seed)
     model = io.BytesIO()
     control = [t for t in specials.ordered if t != specials.unk]
+    special_text = " ".join(specials.ordered)
+    words = [w for w in template_words(specials.chat_template) if w not in special_text]
     spm.SentencePieceTrainer.train(
         sentence_iterator=_lines(text),
         model_writer=model,
@@ -132,6 +161,8 @@ def train_sentencepiece(
         eos_id=-1,
         pad_id=-1,
         control_symbols=control,
+        user_defined_symbols=words,
+        required_chars=ASCII_CHARS,
         hard_vocab_limit=False,
         minloglevel=2,
     )

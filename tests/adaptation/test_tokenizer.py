@@ -51,3 +51,27 @@ def test_bpe_option_round_trips(tmp_path, ru_lines, model_type):
     assert tok.decode(ids) == RUSSIAN
     assert tok.bos_token == "<s>" and tok("а")["input_ids"][0] == tok.bos_token_id
     assert len(ids) < len(RUSSIAN.encode()) * 0.8  # merges were learned
+
+
+def test_chat_markers_and_ascii_stay_whole(new_tokenizer):
+    """What the frozen body knows: role words after a marker are one piece each, and ASCII
+    text (English, code) never falls back to byte pieces, however Russian the corpus."""
+    for role in ("system", "user", "assistant"):
+        tokens = new_tokenizer.tokenize(f"<|im_start|>{role}\n")
+        assert tokens[:2] == ["<|im_start|>", role], tokens
+    rendered = new_tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Привет"}], add_generation_prompt=True, tokenize=False
+    )
+    assert "assistant" in new_tokenizer.tokenize(rendered)
+    code = "def f(x): return {'key': [1, 2]} # Yes, QUIZ!"
+    tokens = new_tokenizer.tokenize(code)
+    assert not any(t.startswith("<0x") for t in tokens), tokens
+    assert new_tokenizer.decode(new_tokenizer(code, add_special_tokens=False)["input_ids"]) == code
+
+
+def test_template_words_are_the_roles_and_the_literal_words():
+    from adaptation.tokenizer import template_words
+
+    template = "{{'<|im_start|>' + message['role'] + '\\n'}}{{ 'You are a helpful assistant' }}"
+    assert template_words(template) == ["system", "user", "assistant", "tool", "helpful"]
+    assert template_words(None) == ["system", "user", "assistant", "tool"]
