@@ -1,8 +1,11 @@
 """The whole adaptation recipe as one resumable pipeline over a work folder.
 
 Steps (the research's two-stage recipe, section 2-3 of the seed), in :data:`STEPS`:
-  1. corpus     Russian text (wiki-ru-wordnet + the user's files), deterministic held-out split
-  2. tokenizer  a new sentencepiece tokenizer (unigram by default) keeping the special tokens
+  1. corpus     Russian text (wiki-ru-wordnet + the user's files), templates capped and the
+                held-out split made by template (dedup.py), so held-out text is not boilerplate
+                seen in training
+  2. tokenizer  a new sentencepiece tokenizer (unigram by default) keeping the special tokens;
+                its fertility and the original's on the shipped general prose are recorded
   3. swap       new embeddings + LM head, initialised by a registered init method (vocab.py);
                 the head tied, or untied with a unigram frequency prior, whichever scores
                 fewer bits per character on held-out text (head.py)
@@ -32,7 +35,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from adaptation.corpus import CorpusConfig, read_text_file, split_lines, wordnet_lines
+from adaptation.benchmarks import data_dir
+from adaptation.corpus import CorpusConfig, read_text_file, wordnet_lines
+from adaptation.dedup import DedupConfig, dedup_and_split
+from adaptation.fertility import fertility
 from adaptation.head import HEAD_CHOICES, choose_head_folder
 from adaptation.merging import DEFAULT_GRID, MergeConfig, merge_sweep_folder
 from adaptation.registry import check, gettext_noop, option
@@ -91,6 +97,9 @@ class PipelineConfig:
         200, label="held-out lines used for the phi sweep", min=1, web=False
     )
     use_wordnet: bool = option(True, label="train on the wiki-ru-wordnet corpus", web=False)
+    per_template: int = option(
+        100, label="lines kept per template (a 6-gram in 50+ lines)", min=1, web=False
+    )
     seed: int = option(0, label="random seed", min=0, web=False)
 
     def __post_init__(self) -> None:
@@ -163,11 +172,14 @@ def _corpus(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
         lines.extend(read_text_file(Path(path)))
     if not lines:
         raise ValueError("no training text: enable wiki-ru-wordnet or give text files")
-    train, heldout = split_lines(lines, 0.02, config.seed)
+    report(0.5, "capping templates, splitting by template")
+    train, heldout, dedup = dedup_and_split(
+        lines, DedupConfig(per_template=config.per_template, seed=config.seed)
+    )
     (folder / "train.txt").write_text("\n".join(train) + "\n")
     (folder / "heldout.txt").write_text("\n".join(heldout) + "\n")
     return {"train_lines": len(train), "heldout_lines": len(heldout),
-            "train_chars": sum(map(len, train))}  # fmt: skip
+            "train_chars": sum(map(len, train)), "dedup": dedup.to_dict()}  # fmt: skip
 
 
 def _tokenizer(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
@@ -185,7 +197,11 @@ def _tokenizer(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
                         seed=config.seed),
         original=original,
     )  # fmt: skip
-    return {"vocab_size": config.vocab_size, "type": config.tokenizer_type}
+    prose = (data_dir() / PROSE_FILE).read_text(encoding="utf-8")
+    new = AutoTokenizer.from_pretrained(folder)
+    return {"vocab_size": config.vocab_size, "type": config.tokenizer_type,
+            "fertility": {"text": PROSE_FILE, "original": fertility(original, prose).to_dict(),
+                          "new": fertility(new, prose).to_dict()}}  # fmt: skip
 
 
 def _swap(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
@@ -235,11 +251,12 @@ def _merge(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
     return sweep.to_dict()
 
 
+PROSE_FILE = "ru_heldout_prose.txt"  # shipped general prose, never trained on
 HEAD_TRAIN_LINES = 20000  # lines whose unigram counts the frequency head uses
 TRAINING_READS = ("batch_size", "seq_len", "learning_rate", "seed")
 STEPS: tuple[Step, ...] = (
     Step("corpus", "corpus", _corpus, ("train.txt", "heldout.txt"),
-         reads=("use_wordnet", "max_corpus_lines", "seed", "texts")),
+         reads=("use_wordnet", "max_corpus_lines", "per_template", "seed", "texts")),
     Step("tokenizer", "tokenizer", _tokenizer, ("tokenizer_config.json",),
          reads=("vocab_size", "tokenizer_type", "seed", "model")),
     Step("swap", "swapped", _swap, ("config.json",),

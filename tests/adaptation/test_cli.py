@@ -141,7 +141,12 @@ def test_pipeline_runs_the_recipe_from_the_cli_and_a_rerun_resumes(
     first = _run(capsys, *argv)
     assert first["ran"] == ["corpus", "tokenizer", "swap", "train"]
     assert first["model_dir"] == str(tmp_path / "work" / "trained" / "model")
-    assert first["steps"]["tokenizer"] == {"vocab_size": 500, "type": "unigram"}
+    tokenizer = first["steps"]["tokenizer"]
+    assert (tokenizer["vocab_size"], tokenizer["type"]) == (500, "unigram")
+    fertility = tokenizer["fertility"]  # on the shipped prose, both tokenizers
+    assert fertility["text"] == "ru_heldout_prose.txt"
+    assert fertility["new"]["words"] == fertility["original"]["words"] > 500
+    assert "dedup" in first["steps"]["corpus"]
     assert _run(capsys, *argv)["ran"] == []
     text.write_text("\n".join(ru_lines[:700]), encoding="utf-8")  # other text: all redone
     assert _run(capsys, *argv)["ran"] == ["corpus", "tokenizer", "swap", "train"]
