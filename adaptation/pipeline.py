@@ -228,7 +228,8 @@ def _training(mode: str, steps_field: str, lr_scale: float) -> Callable[..., dic
         cfg = TrainConfig(mode=mode, steps=steps, batch_size=config.batch_size,
                           seq_len=config.seq_len, learning_rate=config.learning_rate * lr_scale,
                           lora_r=config.lora_r, lora_alpha=config.lora_alpha,
-                          checkpoint_every=max(1, steps // 4), seed=config.seed)  # fmt: skip
+                          warmup_steps=steps // 10, checkpoint_every=max(1, steps // 4),
+                          seed=config.seed)  # fmt: skip
         report(0.0, f"{mode} training, {steps} steps")
         outcome = train_folder(
             ctx.model, ctx.lines("train"), folder, cfg, cache_dir=ctx.cache_dir,

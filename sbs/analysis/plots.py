@@ -356,3 +356,47 @@ def speed_vs_win_rate_svg(
         ax.set_title(_wrapped(title, 70))
         ax.grid(alpha=0.3)
         return _svg(fig, title)
+
+
+def phi_curve_svg(
+    phis: Sequence[float],
+    gains: Sequence[Number],
+    forgetting: dict[str, Sequence[Number]],
+    *,
+    chosen: float | None,
+    tolerance: float | None,
+    title: str = "",
+    gain_label: str = "",
+    forgetting_label: str = "",
+    phi_label: str = "φ",
+    chosen_label: str = "",
+    tolerance_label: str = "",
+) -> str:
+    """The merging-factor sweep: Russian gain (top) and forgetting per category (bottom)
+    against φ, the chosen φ as a vertical line on both, the tolerance as a dashed line."""
+    xs = [float(p) for p in phis]
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(7.0, 5.2), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True)
+        top.plot(xs, [_value(g) for g in gains], marker="o", color=_POINT)
+        top.axhline(0.0, color="#777777", linewidth=0.8)
+        top.set_ylabel(_wrapped(gain_label, 30))
+        top.set_title(_wrapped(title, 70))
+        for name, values in forgetting.items():
+            bottom.plot(xs, [_value(v) for v in values], marker=".", label=_label(name))
+        if tolerance is not None:
+            bottom.axhline(
+                tolerance, color=_REFERENCE, linestyle="--", linewidth=1,
+                label=_label(tolerance_label),
+            )  # fmt: skip
+        bottom.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
+        bottom.set_ylabel(_wrapped(forgetting_label, 30))
+        bottom.set_xlabel(_wrapped(phi_label, 90))
+        if chosen is not None:
+            for ax in (top, bottom):
+                ax.axvline(chosen, color="#2e7d32", linewidth=1.5, label=_label(chosen_label))
+        if forgetting or tolerance is not None or chosen is not None:
+            bottom.legend(loc="best", frameon=False, fontsize=7)
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+        return _svg(fig, title)

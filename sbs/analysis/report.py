@@ -36,12 +36,13 @@ def _build(
     seed: int,
     preliminary: bool,
     benchmarks: Sequence[Mapping[str, Any]] = (),
+    merge: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     firsts = first_votes(frame)
     inputs = ReportInput(
         frame, firsts, original, adapted, speed, rounds if len(firsts) else 0, seed,
-        benchmarks=benchmarks,
+        benchmarks=benchmarks, merge=merge,
     )  # fmt: skip
     out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -90,10 +91,12 @@ def build_report(
     rounds: int = 1000,
     seed: int = 0,
     benchmarks: Sequence[Mapping[str, Any]] = (),
+    merge: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every section of the report (see :mod:`sbs.analysis.sections` for orientation and
-    policies); ``benchmarks``: both models' benchmark results, for the forgetting section."""
+    policies); ``benchmarks``: both models' benchmark results, for the forgetting section;
+    ``merge``: the adapted model's merging-factor sweep (its recipe), for the φ curve."""
     return _build(
         frame, original=original, adapted=adapted, speed=speed, rounds=rounds, seed=seed,
-        preliminary=False, benchmarks=benchmarks,
+        preliminary=False, benchmarks=benchmarks, merge=merge,
     )  # fmt: skip

@@ -85,6 +85,8 @@ class ReportInput:
     done: dict[str, Any] = field(default_factory=dict)
     # Benchmark results both models have (sbs.questions.selectors.forgetting_inputs).
     benchmarks: Sequence[Mapping[str, Any]] = ()
+    # The adapted model's merging-factor sweep (adaptation.merging.SweepResult.to_dict()).
+    merge: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -368,3 +370,54 @@ def _forgetting(r: ReportInput) -> dict[str, Any] | None:
     return forgetting_table(
         r.benchmarks, alpha=ALPHA, level=LEVEL, rounds=FORGETTING_ROUNDS, seed=r.seed
     ).to_dict()
+
+
+def phi_curve_figure(report: Mapping[str, Any]) -> str | None:
+    """Russian gain and forgetting per category against φ, the chosen φ marked."""
+    curve = report.get("merge")
+    if not curve or not curve.get("points"):
+        return None
+    points = curve["points"]
+    return _b64(
+        plots.phi_curve_svg(
+            [p["phi"] for p in points], [p["gain"] for p in points],
+            {c: [p["forgetting_by_category"].get(c) for p in points]
+             for c in curve["categories"]},
+            chosen=curve["best_phi"], tolerance=curve["tolerance"],
+            title=_("Merging factor φ: what was gained and what was lost"),
+            gain_label=_("Russian gain, bits per character"),
+            forgetting_label=_("forgetting (relative, per category)"),
+            phi_label=_("merging factor φ"), chosen_label=_("chosen φ"),
+            tolerance_label=_("tolerance"),
+        )
+    )  # fmt: skip
+
+
+@section("merge", template="analysis/sections/merge.html", figure=Figure("phi", phi_curve_figure))
+def _merge(r: ReportInput) -> dict[str, Any] | None:
+    """The adapted model's φ sweep as recorded in its recipe: the curve and the choice."""
+    sweep = r.merge
+    if not sweep or not sweep.get("scores"):
+        return None
+    points = sorted(sweep["scores"], key=lambda p: p["phi"])
+    categories = sorted({c for p in points for c in p.get("forgetting_by_category") or {}})
+    return {
+        "best_phi": sweep.get("best_phi"),
+        "select_by": sweep.get("select_by"),
+        "tolerance": sweep.get("tolerance"),
+        "fallback": bool(sweep.get("fallback")),
+        "categories": categories,
+        "points": [
+            {
+                "phi": p["phi"],
+                "bpc": p.get("bpc"),
+                "gain": p.get("gain"),
+                "relative_gain": p.get("relative_gain"),
+                "forgetting": p.get("forgetting"),
+                "within_tolerance": p.get("within_tolerance"),
+                "forgetting_by_category": dict(p.get("forgetting_by_category") or {}),
+                "by_category": [(p.get("forgetting_by_category") or {}).get(c) for c in categories],
+            }  # fmt: skip
+            for p in points
+        ],
+    }

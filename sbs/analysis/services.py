@@ -68,9 +68,10 @@ def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
     if preliminary:
         return build_preliminary(frame, original=a, adapted=b, speed=speed, seed=s["seed"])
     benchmarks = question_selectors.forgetting_inputs(study.model_a, study.model_b)
+    merge = ((study.model_b.recipe or {}).get("steps") or {}).get("merge")
     return build_report(
         frame, original=a, adapted=b, speed=speed, rounds=s["rounds"], seed=s["seed"],
-        benchmarks=benchmarks,
+        benchmarks=benchmarks, merge=merge,
     )  # fmt: skip
 
 

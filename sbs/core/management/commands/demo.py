@@ -37,7 +37,7 @@ ADAPTED = "SmolLM2-135M-ru"
 # A few minutes on a laptop CPU: enough to show the flow and the tokenizer's speed-up, far
 # too little training for good Russian (that needs thousands of steps on a GPU).
 DEMO_ADAPTATION = {"vocab_size": 32000, "train_steps": 40, "batch_size": 4, "seq_len": 128,
-                   "learning_rate": 0.005, "init": "mean"}  # fmt: skip
+                   "learning_rate": 0.0005, "init": "mean", "head": "auto"}  # fmt: skip
 RESEARCHER = ("researcher", "researcher-demo")
 ANNOTATORS = [("annotator1", "annotator1-demo"), ("annotator2", "annotator2-demo"), ("annotator3", "annotator3-demo")]  # fmt: skip
 
@@ -157,9 +157,6 @@ class Command(BaseCommand):
                 model_b=models[ADAPTED],
                 generation={
                     "max_new_tokens": opts["max_new_tokens"],
-                    # The same for both models: a briefly trained adapted model would
-                    # otherwise often end at once, leaving nothing to compare.
-                    "min_new_tokens": 24,
                     "batch_size": opts["batch_size"],
                     "temperature": 0.0,
                     "use_chat_template": True,
