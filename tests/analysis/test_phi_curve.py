@@ -36,6 +36,17 @@ def _sweep() -> SweepResult:
     return SweepResult(scores=scores, best_phi=2 / 3, select_by="tradeoff", tolerance=0.02)
 
 
+def _computed(client, voted) -> tuple[str, ReportCache]:
+    """The results page's URL and its report, computed by the job as the worker would."""
+    client.force_login(voted.owner)
+    page = reverse("studies:results", args=[voted.study.pk])
+    client.get(page)
+    row = ReportCache.objects.filter(study=voted.study).latest("pk")
+    assert compute_report.apply(args=[row.pk]).get() == "done"
+    row.refresh_from_db()
+    return page, row
+
+
 def test_the_phi_plot_is_a_well_formed_svg_with_cyrillic_labels():
     svg = phi_curve_svg(
         [0, 0.5, 1], [0.0, 0.3, 0.4], {"en_general": [0, 0.01, 0.05]}, chosen=0.5,
@@ -52,12 +63,7 @@ def test_the_results_page_shows_the_phi_curve_of_a_merged_adapted_model(client):
     adapted.recipe = {"method": "russian_vocabulary_adaptation",
                       "steps": {"merge": asdict(_sweep())}}  # fmt: skip
     adapted.save(update_fields=["recipe"])
-    client.force_login(voted.owner)
-    page = reverse("studies:results", args=[voted.study.pk])
-    client.get(page)
-    row = ReportCache.objects.filter(study=voted.study).latest("pk")
-    assert compute_report.apply(args=[row.pk]).get() == "done"
-    row.refresh_from_db()
+    page, row = _computed(client, voted)
     merge = row.report["merge"]
     assert [p["phi"] for p in merge["points"]] == [0.0, 0.5, 2 / 3, 1.0]  # by φ
     assert merge["best_phi"] == 2 / 3 and merge["categories"] == [
@@ -79,11 +85,6 @@ def test_the_results_page_shows_the_phi_curve_of_a_merged_adapted_model(client):
 @pytest.mark.usefixtures("fast_users")
 def test_no_sweep_no_section(client):
     voted = make_voted_study(n=4)
-    client.force_login(voted.owner)
-    page = reverse("studies:results", args=[voted.study.pk])
-    client.get(page)
-    row = ReportCache.objects.filter(study=voted.study).latest("pk")
-    assert compute_report.apply(args=[row.pk]).get() == "done"
-    row.refresh_from_db()
+    page, row = _computed(client, voted)
     assert row.report["merge"] is None
     assert 'id="merge-section"' not in client.get(page).content.decode()
