@@ -393,10 +393,9 @@ def phi_curve_figure(report: Mapping[str, Any]) -> str | None:
     )  # fmt: skip
 
 
-@section("merge", template="analysis/sections/merge.html", figure=Figure("phi", phi_curve_figure))
-def _merge(r: ReportInput) -> dict[str, Any] | None:
-    """The adapted model's φ sweep as recorded in its recipe: the curve and the choice."""
-    sweep = r.merge
+def phi_curve(sweep: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A merging-factor sweep as recorded in a recipe (``SweepResult.to_dict()``): the curve
+    by φ, the categories, the choice; None without one."""
     if not sweep or not sweep.get("scores"):
         return None
     points = sorted(sweep["scores"], key=lambda p: p["phi"])
@@ -421,3 +420,9 @@ def _merge(r: ReportInput) -> dict[str, Any] | None:
             for p in points
         ],
     }
+
+
+@section("merge", template="analysis/sections/merge.html", figure=Figure("phi", phi_curve_figure))
+def _merge(r: ReportInput) -> dict[str, Any] | None:
+    """The adapted model's φ sweep as recorded in its recipe: the curve and the choice."""
+    return phi_curve(r.merge)

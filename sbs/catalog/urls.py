@@ -5,5 +5,6 @@ from sbs.catalog import views
 app_name = "catalog"
 urlpatterns = [
     path("", views.models_list, name="models"),
+    path("<int:pk>/", views.model_detail, name="detail"),
     path("<int:pk>/adapt/", views.model_adapt, name="adapt"),
 ]

@@ -88,3 +88,42 @@ def test_no_sweep_no_section(client):
     page, row = _computed(client, voted)
     assert row.report["merge"] is None
     assert 'id="merge-section"' not in client.get(page).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_model_page_shows_the_recipe_and_the_phi_curve(client):
+    from sbs.catalog.models import ModelEntry
+    from tests import factories
+
+    parent = ModelEntry.objects.create(name="base", kind="hf_folder", path="base", sha256="b" * 64)
+    recipe = {
+        "config": {"vocab_size": 32000},
+        "steps": {
+            "corpus": {"train_lines": 900, "heldout_lines": 20,
+                       "dedup": {"dropped": 77, "heldout_overlap": 0.028}},
+            "tokenizer": {"type": "unigram", "vocab_size": 32000,
+                          "fertility": {"original": {"tokens_per_word": 5.2041},
+                                        "new": {"tokens_per_word": 1.6566}}},
+            "swap": {"init": "mean", "head": {"chosen": "frequency",
+                                              "bpc": {"tied": 3.673, "frequency": 2.737}}},
+            "train": {"steps": 40, "losses": [9, 9, 8, 8, 8, 8, 8]},
+            "merge": asdict(_sweep()),
+        },
+    }  # fmt: skip
+    child = ModelEntry.objects.create(
+        name="base-ru", kind="hf_folder", path="ru", sha256="c" * 64, parent=parent, recipe=recipe
+    )
+    client.force_login(factories.researcher())
+    html = client.get(reverse("catalog:detail", args=[child.pk])).content.decode()
+    for text in ("5.20 → 1.66", "frequency (tied 3.673, frequency 2.737)", "40; 8.000",
+                 "0.667 (tradeoff)", 'id="merge-section"', "c" * 64, ">base</a>", "2.8"):  # fmt: skip
+        assert text in html, text
+    assert "data:image/svg+xml;base64," in html  # the plot
+    russian = client.get(reverse("catalog:detail", args=[child.pk]), HTTP_ACCEPT_LANGUAGE="ru")
+    assert (
+        "5,20 → 1,66" in russian.content.decode() and "0,667 (tradeoff)" in russian.content.decode()
+    )
+    plain = client.get(reverse("catalog:detail", args=[parent.pk])).content.decode()
+    assert 'id="recipe"' not in plain and ">base-ru</a>" in plain  # its child is linked
+    models = client.get(reverse("catalog:models")).content.decode()
+    assert reverse("catalog:detail", args=[child.pk]) in models

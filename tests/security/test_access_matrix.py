@@ -27,6 +27,7 @@ LOGIN = reverse("login")
 SHARED_BETWEEN_RESEARCHERS = {
     "questions:detail": "question sets are a library shared by all researchers",
     "catalog:adapt": "models are a library shared by all researchers",
+    "catalog:detail": "models and their recipes are a library shared by all researchers",
     "questions:benchmark": "benchmarks are a library shared by all researchers",
     "questions:model_benchmarks": "models and their benchmark scores are a shared library",
 }
