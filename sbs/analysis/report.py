@@ -37,12 +37,13 @@ def _build(
     preliminary: bool,
     benchmarks: Sequence[Mapping[str, Any]] = (),
     merge: Mapping[str, Any] | None = None,
+    texts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     firsts = first_votes(frame)
     inputs = ReportInput(
         frame, firsts, original, adapted, speed, rounds if len(firsts) else 0, seed,
-        benchmarks=benchmarks, merge=merge,
+        benchmarks=benchmarks, merge=merge, texts=texts or {},
     )  # fmt: skip
     out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -92,11 +93,13 @@ def build_report(
     seed: int = 0,
     benchmarks: Sequence[Mapping[str, Any]] = (),
     merge: Mapping[str, Any] | None = None,
+    texts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every section of the report (see :mod:`sbs.analysis.sections` for orientation and
     policies); ``benchmarks``: both models' benchmark results, for the forgetting section;
-    ``merge``: the adapted model's merging-factor sweep (its recipe), for the φ curve."""
+    ``merge``: the adapted model's merging-factor sweep (its recipe), for the φ curve;
+    ``texts``: both models' bits on the held-out texts by category."""
     return _build(
         frame, original=original, adapted=adapted, speed=speed, rounds=rounds, seed=seed,
-        preliminary=False, benchmarks=benchmarks, merge=merge,
+        preliminary=False, benchmarks=benchmarks, merge=merge, texts=texts,
     )  # fmt: skip

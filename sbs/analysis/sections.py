@@ -56,6 +56,7 @@ from sbs.analysis.stats.summary import (
     self_consistency,
     speed_section,
 )
+from sbs.analysis.stats.text_bpc import text_bpc_table
 from sbs.analysis.stats.verdict import Verdict, verdict
 
 # Bump when what a section computes changes without its key (e.g. a new correction);
@@ -85,6 +86,8 @@ class ReportInput:
     done: dict[str, Any] = field(default_factory=dict)
     # Benchmark results both models have (sbs.questions.selectors.forgetting_inputs).
     benchmarks: Sequence[Mapping[str, Any]] = ()
+    # Held-out texts by category: paragraphs' characters and both models' bits.
+    texts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The adapted model's merging-factor sweep (adaptation.merging.SweepResult.to_dict()).
     merge: Mapping[str, Any] | None = None
 
@@ -370,6 +373,14 @@ def _forgetting(r: ReportInput) -> dict[str, Any] | None:
     return forgetting_table(
         r.benchmarks, alpha=ALPHA, level=LEVEL, rounds=FORGETTING_ROUNDS, seed=r.seed
     ).to_dict()
+
+
+@section("texts", template="analysis/sections/texts.html")
+def _texts(r: ReportInput) -> dict[str, Any] | None:
+    """Bits per character of both models on the shipped held-out texts, by category."""
+    if not r.texts:
+        return None
+    return text_bpc_table(r.texts, rounds=FORGETTING_ROUNDS, seed=r.seed, level=LEVEL)
 
 
 def phi_curve_figure(report: Mapping[str, Any]) -> str | None:

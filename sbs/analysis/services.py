@@ -72,6 +72,7 @@ def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
     return build_report(
         frame, original=a, adapted=b, speed=speed, rounds=s["rounds"], seed=s["seed"],
         benchmarks=benchmarks, merge=merge,
+        texts=question_selectors.text_bpc_inputs(study.model_a, study.model_b),
     )  # fmt: skip
 
 

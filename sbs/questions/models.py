@@ -127,6 +127,12 @@ class BenchmarkRun(Job):
     load_seconds = models.FloatField(null=True, blank=True)
     score_seconds = models.FloatField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True, help_text="acc, acc_norm by category")
+    text_bits = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="the shipped held-out texts scored in the same run: category -> "
+        "{chars: [per paragraph], bits: [per paragraph]}",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -77,6 +77,25 @@ def _paired_runs(
     return sorted(pairs, key=lambda p: (p[0].benchmark.name, p[0].prompt_format))
 
 
+def text_bpc_inputs(original: ModelEntry, adapted: ModelEntry) -> dict[str, dict[str, Any]]:
+    """Per held-out text category, each paragraph's characters and both models' bits, from
+    the first pair of finished runs that scored the texts (the report's text section)."""
+    for run_a, run_b in _paired_runs(original, adapted):
+        a, b = run_a.text_bits, run_b.text_bits
+        if not a or not b:
+            continue
+        return {
+            category: {
+                "chars": a[category]["chars"],
+                "original": a[category]["bits"],
+                "adapted": b[category]["bits"],
+            }  # fmt: skip
+            for category in sorted(set(a) & set(b))
+            if a[category]["chars"] == b[category]["chars"]
+        }
+    return {}
+
+
 def benchmark_fingerprint(original: ModelEntry, adapted: ModelEntry) -> str:
     """A short hash of the finished runs both models have on the same benchmarks ("" when
     none): a cached report is current only while they are the same."""

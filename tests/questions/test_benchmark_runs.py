@@ -131,9 +131,12 @@ def _synthetic_runs(voted, benchmark: Benchmark, forgets: bool) -> None:
     """Finished runs of both models of a voted study with chosen per-item outcomes: the
     original right on every item, the adapted right on all or on none."""
     for model, right in ((voted.study.model_a, True), (voted.study.model_b, not forgets)):
+        per_char = 2.0 if right else 2.5  # the forgetting model also reads text worse
         run = BenchmarkRun.objects.create(
-            model=model, benchmark=benchmark, status=BenchmarkRun.Status.DONE, total_count=40
-        )
+            model=model, benchmark=benchmark, status=BenchmarkRun.Status.DONE, total_count=40,
+            text_bits={"en_general": {"chars": [100, 200, 300],
+                                      "bits": [per_char * 100, per_char * 200, per_char * 300]}},
+        )  # fmt: skip
         BenchmarkResult.objects.bulk_create(
             BenchmarkResult(
                 run=run,
@@ -183,8 +186,12 @@ def test_the_forgetting_section_shows_on_the_page_and_in_the_exports(client):
     assert all(r["forgets"] for r in table["rows"])
     assert "forgetting" in row.plots["en"] and "forgetting" in row.plots["ru"]
 
+    [text_row] = row.report["texts"]["rows"]
+    assert text_row["category"] == "en_general" and text_row["change"] == pytest.approx(0.5)
+    assert text_row["forgets"] and text_row["relative_change"] == pytest.approx(0.25)
     html = client.get(page).content.decode()
     assert 'id="forgetting-section"' in html and "reasoning_over_text" in html
+    assert 'id="texts-section"' in html
     data = json.loads(client.get(reverse("studies:export", args=[voted.study.pk, "json"])).content)
     assert data["report"]["forgetting"]["flagged"][0] == "general"
     offline = client.get(reverse("studies:export", args=[voted.study.pk, "html"])).content
@@ -206,6 +213,20 @@ def test_forgetting_inputs_pair_the_items_both_models_scored(two_models):
     # the same weights under two names: the same answers
     assert entry["original"] == entry["adapted"]
     assert selectors.benchmark_fingerprint(*two_models)
+
+    # The same runs scored the shipped held-out texts, paragraph by paragraph.
+    from adaptation.benchmarks import heldout_texts
+    from sbs.analysis.stats.text_bpc import text_bpc_table
+
+    texts = selectors.text_bpc_inputs(*two_models)
+    shipped = heldout_texts()
+    assert sorted(texts) == sorted(shipped)  # English included
+    for category, data in texts.items():
+        assert data["chars"] == [len(p) for p in shipped[category]]
+        assert all(bits > 0 for bits in data["original"])
+        assert data["original"] == data["adapted"]  # the same weights
+    rows = text_bpc_table(texts, rounds=200)["rows"]
+    assert all(r["change"] == 0 and not r["forgets"] and r["original"] > 1 for r in rows)
 
 
 @pytest.mark.django_db(transaction=True)

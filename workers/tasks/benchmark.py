@@ -29,9 +29,9 @@ BATCH_SIZE = 16  # sequences per forward pass
     max_retries=None,
 )
 def run_benchmark(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
-    from adaptation.benchmarks import MCItem
+    from adaptation.benchmarks import MCItem, heldout_texts
     from adaptation.modelio import load_model, pick_device
-    from adaptation.scoring import ChoiceConfig, iter_choice_scores
+    from adaptation.scoring import ChoiceConfig, bits_per_character, iter_choice_scores
     from sbs.catalog import services as catalog_services
     from sbs.core.jobs import job_progress
     from sbs.questions import services
@@ -68,7 +68,7 @@ def run_benchmark(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
         try:
             job_progress(lease, done_count=len(done_ids), total_count=len(rows), progress=0.0)
             seconds = None
-            if len(skip) < len(rows):
+            if len(skip) < len(rows) or run.text_bits is None:
                 started = time.perf_counter()
                 loaded = load_model(
                     catalog_services.model_path(run.model),
@@ -77,6 +77,7 @@ def run_benchmark(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
                 )
                 job_progress(lease, load_seconds=time.perf_counter() - started)
                 held.check()
+            if len(skip) < len(rows):
                 started = time.perf_counter()
                 for chunk in iter_choice_scores(
                     loaded.model, loaded.tokenizer, items, config, chunk=CHUNK_ITEMS, skip=skip
@@ -99,6 +100,19 @@ def run_benchmark(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
                     )
                     job_progress(lease, progress=done / max(len(rows), 1))
                 seconds = time.perf_counter() - started
+            if run.text_bits is None:
+                # Bits per character on the shipped held-out texts, paragraph by paragraph
+                # (a paired bootstrap over paragraphs needs them apart): for small models the
+                # signal that moves when multiple-choice accuracy sits at chance.
+                text_bits = {}
+                for category, texts in heldout_texts().items():
+                    scored = [
+                        bits_per_character(loaded.model, loaded.tokenizer, [t]) for t in texts
+                    ]
+                    text_bits[category] = {"chars": [r.chars for r in scored],
+                                           "bits": [r.bits for r in scored]}  # fmt: skip
+                    held.check()
+                job_progress(lease, text_bits=text_bits)
             held.check()
             services.benchmark_run_finish(lease=lease, score_seconds=seconds)
         except Exception as exc:
