@@ -6,6 +6,8 @@ markdown-it with raw HTML off (so ``<script>`` shows as text) and its link valid
 
 from __future__ import annotations
 
+import functools
+
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -24,12 +26,19 @@ _ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"align"}, "td": {
 
 
 def render_markdown(text: str) -> Markup:
-    html = _md.render(text or "")
-    clean = nh3.clean(
+    """Safe HTML of ``text``; rendered once per distinct text and process (an answer is shown
+    to every annotator and on every reload, and never changes)."""
+    return Markup(_rendered(text or ""))  # noqa: S704 - sanitised in _rendered
+
+
+@functools.lru_cache(maxsize=4096)
+def _rendered(text: str) -> str:
+    """markdown-it (raw HTML off) then nh3 with an allow-list: the cached, sanitised HTML."""
+    html = _md.render(text)
+    return nh3.clean(
         html,
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
-    return Markup(clean)  # noqa: S704 - sanitised by markdown-it (no raw HTML) and nh3 above

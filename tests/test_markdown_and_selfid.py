@@ -85,3 +85,15 @@ def test_an_empty_answer_says_so_instead_of_a_blank_box():
         assert "<strong>да</strong>" in str(answer_filter("Ответ: **да**"))
     with translation.override("ru"):
         assert "пустой ответ" in str(answer_filter("\n"))
+
+
+def test_an_answer_is_rendered_once_per_process_and_stays_inert():
+    from sbs import markdown
+
+    text = "Ответ **жирный** <script>alert(1)</script> [x](javascript:alert(1)) " + "ё" * 3000
+    before = markdown._rendered.cache_info()
+    first, second = render_markdown(text), render_markdown(text)
+    after = markdown._rendered.cache_info()
+    assert str(first) == str(second) and "<script>" not in str(first)
+    assert 'href="javascript' not in str(first) and "<strong>жирный</strong>" in str(first)
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)

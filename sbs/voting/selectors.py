@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
@@ -47,15 +48,26 @@ def next_assignment(user: User, study: Study) -> Assignment | None:
     )
 
 
-def progress(user: User, study: Study) -> tuple[int, int, int]:
-    """(votes cast, assignments, assignments held for review) of this annotator in this
-    study, in one query; withdrawn pairs count nowhere."""
-    counts = Assignment.objects.filter(_NOT_WITHDRAWN, pair__study=study, annotator=user).aggregate(
-        done=Count("vote"),
-        total=Count("pk"),
+class Progress(NamedTuple):
+    """An annotator's standing in a study; withdrawn pairs count nowhere but in
+    ``assigned`` (which says whether the study is theirs at all)."""
+
+    done: int
+    total: int
+    held: int
+    assigned: int
+
+
+def progress(user: User, study: Study) -> Progress:
+    """Votes cast, assignments, assignments held for review, and every assignment (withdrawn
+    ones too) of this annotator in this study, in one query."""
+    counts = Assignment.objects.filter(pair__study=study, annotator=user).aggregate(
+        done=Count("vote", filter=_NOT_WITHDRAWN),
+        total=Count("pk", filter=_NOT_WITHDRAWN),
         held=Count("pk", filter=Q(pair__status=Pair.Status.HELD, vote__isnull=True)),
+        assigned=Count("pk"),
     )
-    return counts["done"], counts["total"], counts["held"]
+    return Progress(counts["done"], counts["total"], counts["held"], counts["assigned"])
 
 
 @dataclass(frozen=True)

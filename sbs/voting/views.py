@@ -63,9 +63,9 @@ def guidelines(request: AuthedRequest) -> HttpResponse:
 @annotator_required
 def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=study_id)
-    if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
-        raise Http404
     if request.method == "POST":
+        if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
+            raise Http404
         form = VoteForm(request.POST)
         if form.is_valid():
             d = form.cleaned_data
@@ -88,7 +88,9 @@ def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
             return redirect("voting:vote", study_id=study.pk)
         messages.error(request, _("Choose one of the four answers."))
         return redirect("voting:vote", study_id=study.pk)
-    done, total, held = selectors.progress(request.user, study)
+    done, total, held, assigned = selectors.progress(request.user, study)
+    if not assigned:  # not their study (one query with the counts)
+        raise Http404
     assignment = (
         selectors.next_assignment(request.user, study)
         if study.status == Study.Status.OPEN

@@ -55,7 +55,7 @@ def test_a_flagged_answer_is_never_shown_before_review(flagged_study):
     assert pair.status == Pair.Status.HELD
     seen = _seen(study, annotator)
     assert len(seen) == 4 and flagged.text not in seen
-    assert selectors.progress(annotator, study) == (2, 3, 1)  # done, total, held
+    assert selectors.progress(annotator, study)[:3] == (2, 3, 1)  # done, total, held
     held = Assignment.objects.get(pair=pair, annotator=annotator)
     with pytest.raises(VoteError):  # posting the held assignment's id directly
         vote_record(annotator=annotator, assignment_id=held.pk, choice="left", seconds_on_page=1)
@@ -65,14 +65,14 @@ def test_show_releases_the_pair(flagged_study):
     study, annotator, flagged = flagged_study
     assert services.answer_review(study=study, answer_id=flagged.pk, decision="show")
     assert flagged.text in _seen(study, annotator)
-    assert selectors.progress(annotator, study) == (3, 3, 0)
+    assert selectors.progress(annotator, study)[:3] == (3, 3, 0)
 
 
 def test_exclude_withdraws_the_pair_from_annotators(flagged_study, client):
     study, annotator, flagged = flagged_study
     services.answer_review(study=study, answer_id=flagged.pk, decision="exclude")
     assert flagged.text not in _seen(study, annotator)
-    assert selectors.progress(annotator, study) == (2, 2, 0)
+    assert selectors.progress(annotator, study)[:3] == (2, 2, 0)
     client.force_login(annotator)
     page = client.get(f"/annotate/{study.pk}/").content.decode()
     assert "All done" in page and flagged.text not in page
@@ -86,7 +86,7 @@ def test_exclude_after_votes_removes_the_pair_from_view_and_analysis(flagged_stu
     from sbs.analysis.selectors import study_vote_frame
 
     assert len(study_vote_frame(study)) == 2  # the third question's vote left out
-    assert selectors.progress(annotator, study) == (2, 2, 0)
+    assert selectors.progress(annotator, study)[:3] == (2, 2, 0)
 
 
 def test_regenerate_holds_the_pair_until_a_clean_answer_arrives(

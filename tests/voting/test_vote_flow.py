@@ -195,3 +195,27 @@ def test_sides_are_balanced_for_each_annotator(setup):
             Assignment.objects.filter(annotator=ann).values_list("left_model_id", flat=True)
         )
         assert lefts.count(study.model_a_id) == lefts.count(study.model_b_id) == 3
+
+
+@pytest.mark.django_db
+def test_the_vote_page_and_a_vote_cost_a_fixed_handful_of_queries(client, two_models):
+    """GET: session, user, study, the progress counts (which also say the study is theirs),
+    the next pair, its two answers, the researcher check of the menu. POST: session, user,
+    study, ownership, the assignment, the insert. The same however many votes came before."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ann = factories.annotator("counted")
+    study = factories.open_study_with_answers(factories.researcher(), two_models, [ann], n=6)
+    client.force_login(ann)
+    url = reverse("voting:vote", args=[study.pk])
+    counts = []
+    for _ in range(3):
+        with CaptureQueriesContext(connection) as get:
+            html = client.get(url).content.decode()
+        fields = dict(re.findall(r'name="(assignment|shown)" value="([^"]+)"', html))
+        with CaptureQueriesContext(connection) as post:
+            client.post(url, {**fields, "choice": "left", "comment": ""})
+        writes = [q for q in post.captured_queries if "SAVEPOINT" not in q["sql"]]
+        counts.append((len(get.captured_queries), len(writes)))
+    assert counts == [(7, 6)] * 3, counts
