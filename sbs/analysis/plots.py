@@ -211,7 +211,7 @@ def _forest(
             reference_label=reference_label, limits=limits, percent=percent,
         )  # fmt: skip
         ax.set_xlabel(_wrapped(axis_label, 90))
-        ax.set_title(_wrapped(title, 70))
+        ax.figure.suptitle(_wrapped(title, 70))
         return _svg(fig, title)
 
 
@@ -299,14 +299,14 @@ def position_bias_summary_svg(
         top.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
         top.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         top.set_ylabel(_wrapped(count_label, 45))
-        top.set_title(_wrapped(title, 70))
+        top.figure.suptitle(_wrapped(title, 70))
         top.grid(axis="y", alpha=0.3)
         _draw_forest(
             bottom, annotators, extreme_rates, lows, highs, reference=0.5,
             reference_label=reference_label, limits=(0.0, 1.0), percent=True,
         )  # fmt: skip
         bottom.set_xlabel(_wrapped(axis_label, 90))
-        bottom.set_title(_wrapped(extreme_title, 70), fontsize=10)
+        bottom.set_title(_wrapped(extreme_title, 55), fontsize=10)
         return _svg(fig, title)
 
 
@@ -353,7 +353,7 @@ def speed_vs_win_rate_svg(
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
         ax.set_xlabel(_wrapped(x_label, 90))
         ax.set_ylabel(_wrapped(y_label, 45))
-        ax.set_title(_wrapped(title, 70))
+        ax.figure.suptitle(_wrapped(title, 70))
         ax.grid(alpha=0.3)
         return _svg(fig, title)
 
@@ -381,7 +381,7 @@ def phi_curve_svg(
         top.plot(xs, [_value(g) for g in gains], marker="o", color=_POINT)
         top.axhline(0.0, color="#777777", linewidth=0.8)
         top.set_ylabel(_wrapped(gain_label, 30))
-        top.set_title(_wrapped(title, 70))
+        top.figure.suptitle(_wrapped(title, 70))
         for name, values in forgetting.items():
             bottom.plot(xs, [_value(v) for v in values], marker=".", label=_label(name))
         if tolerance is not None:

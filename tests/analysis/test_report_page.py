@@ -255,3 +255,10 @@ def test_a_failed_job_is_tried_again_by_a_later_page_view(
     html = owner_client.get(url).content.decode()
     assert 'id="recomputing"' not in html and "The last computation failed" not in html
     assert 'id="annotators"' in html
+
+
+def test_category_names_may_wrap_at_underscores_and_stay_escaped():
+    from sbs.analysis.templatetags.report_format import breakable
+
+    assert str(breakable("general_knowledge")) == "general_<wbr>knowledge"
+    assert str(breakable("<b>_x")) == "&lt;b&gt;_<wbr>x"

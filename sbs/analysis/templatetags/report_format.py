@@ -7,6 +7,8 @@ from typing import Any
 
 from django import template
 from django.utils.formats import get_format, number_format
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 
 from sbs.analysis.sections import Section
 from sbs.analysis.sections import page_sections as _page_sections
@@ -63,6 +65,12 @@ def interval(low: Any, high: Any, digits: int = 3) -> str:
         return DASH
     between = "; " if get_format("DECIMAL_SEPARATOR") == "," else ", "
     return f"[{_decimal(float(low), digits)}{between}{_decimal(float(high), digits)}]"
+
+
+@register.filter
+def breakable(value: Any) -> SafeString:
+    """Text that may wrap after an underscore (``general_<wbr>knowledge``), escaped."""
+    return mark_safe(conditional_escape(str(value)).replace("_", "_<wbr>"))  # noqa: S308
 
 
 @register.filter
