@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from sbs.catalog.models import AdaptationJob, ModelEntry, ModelImportJob
+from sbs.core.formats import decimal
 
 
 def models_ready() -> QuerySet[ModelEntry]:
@@ -21,11 +21,6 @@ def recent_adaptations(limit: int = 50) -> list[AdaptationJob]:
 
 def recent_imports(limit: int = 50) -> list[ModelImportJob]:
     return list(ModelImportJob.objects.select_related("parent")[:limit])
-
-
-def _n(value: float, digits: int) -> str:
-    """``value`` with ``digits`` decimals in the active language (0.667 / 0,667)."""
-    return str(number_format(round(float(value), digits), decimal_pos=digits, use_l10n=True))
 
 
 def _mean_tail(values: list[float], n: int = 5) -> float | None:
@@ -46,7 +41,7 @@ def recipe_facts(recipe: dict[str, Any]) -> list[tuple[str, str, Any]]:
         if dedup:
             rows.append(("corpus", _("template lines dropped"), dedup.get("dropped")))
             rows.append(("corpus", _("held-out lines sharing half their 6-grams with training, %"),
-                         _n(100 * dedup.get("heldout_overlap", 0.0), 1)))  # fmt: skip
+                         decimal(100 * dedup.get("heldout_overlap", 0.0), 1)))  # fmt: skip
     tokenizer = steps.get("tokenizer") or {}
     if tokenizer:
         rows.append(("tokenizer", _("vocabulary"),
@@ -54,14 +49,14 @@ def recipe_facts(recipe: dict[str, Any]) -> list[tuple[str, str, Any]]:
         fert = tokenizer.get("fertility") or {}
         if fert:
             rows.append(("tokenizer", _("tokens per word on general prose, original → new"),
-                         f"{_n(fert['original']['tokens_per_word'], 2)} → "
-                         f"{_n(fert['new']['tokens_per_word'], 2)}"))  # fmt: skip
+                         f"{decimal(fert['original']['tokens_per_word'], 2)} → "
+                         f"{decimal(fert['new']['tokens_per_word'], 2)}"))  # fmt: skip
     swap = steps.get("swap") or {}
     if swap:
         rows.append(("swap", _("new rows initialised by"), swap.get("init")))
         head = swap.get("head") or {}
         if head:
-            measured = ", ".join(f"{k} {_n(v, 3)}" for k, v in (head.get("bpc") or {}).items())
+            measured = ", ".join(f"{k} {decimal(v, 3)}" for k, v in (head.get("bpc") or {}).items())
             rows.append(("swap", _("output head (held-out bits per character)"),
                          f"{head.get('chosen')}" + (f" ({measured})" if measured else "")))  # fmt: skip
     for name in ("train", "lora"):
@@ -69,10 +64,10 @@ def recipe_facts(recipe: dict[str, Any]) -> list[tuple[str, str, Any]]:
         if step:
             loss = _mean_tail(step.get("losses") or [])
             rows.append((name, _("steps, mean loss of the last five"),
-                         f"{step.get('steps')}; {_n(loss, 3)}" if loss is not None
+                         f"{step.get('steps')}; {decimal(loss, 3)}" if loss is not None
                          else step.get("steps")))  # fmt: skip
     merge = steps.get("merge") or {}
     if merge:
         rows.append(("merge", _("merging factor φ chosen (rule)"),
-                     f"{_n(merge.get('best_phi') or 0.0, 3)} ({merge.get('select_by')})"))  # fmt: skip
+                     f"{decimal(merge.get('best_phi') or 0.0, 3)} ({merge.get('select_by')})"))  # fmt: skip
     return rows

@@ -6,22 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.utils.formats import get_format, number_format
+from django.utils.formats import get_format
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 
 from sbs.analysis.sections import Section
 from sbs.analysis.sections import page_sections as _page_sections
 from sbs.analysis.stats.summary import most_extreme_annotators
+from sbs.core.formats import decimal
 
 register = template.Library()
 
 DASH = "—"
-
-
-def _decimal(value: float, digits: int) -> str:
-    """``value`` rounded to ``digits`` decimals in the active language (0.500 / 0,500)."""
-    return str(number_format(round(value, digits), decimal_pos=digits, use_l10n=True))
 
 
 @register.filter
@@ -29,7 +25,7 @@ def num(value: Any, digits: int = 3) -> str:
     """``value`` with ``digits`` decimals in the active language, or a dash when missing."""
     if value is None or value == "":
         return DASH
-    return _decimal(float(value), int(digits))
+    return decimal(float(value), int(digits))
 
 
 @register.filter
@@ -37,7 +33,7 @@ def times(value: Any, digits: int = 2) -> str:
     """A ratio as ``1.28×``, or a dash when missing (never ``—×``)."""
     if value is None or value == "":
         return DASH
-    return _decimal(float(value), int(digits)) + "×"
+    return decimal(float(value), int(digits)) + "×"
 
 
 @register.filter
@@ -46,7 +42,7 @@ def pval(value: Any) -> str:
     if value is None or value == "":
         return DASH
     p = float(value)
-    return "< " + _decimal(0.0001, 4) if p < 0.0001 else _decimal(p, 4)
+    return "< " + decimal(0.0001, 4) if p < 0.0001 else decimal(p, 4)
 
 
 @register.filter
@@ -54,7 +50,7 @@ def pct(value: Any, digits: int = 1) -> str:
     """A share as a percentage (``50.0%``, ``50,0%``), or a dash when missing."""
     if value is None or value == "":
         return DASH
-    return _decimal(100 * float(value), int(digits)) + "%"
+    return decimal(100 * float(value), int(digits)) + "%"
 
 
 @register.simple_tag
@@ -64,7 +60,7 @@ def interval(low: Any, high: Any, digits: int = 3) -> str:
     if low is None or high is None or low == "" or high == "":
         return DASH
     between = "; " if get_format("DECIMAL_SEPARATOR") == "," else ", "
-    return f"[{_decimal(float(low), digits)}{between}{_decimal(float(high), digits)}]"
+    return f"[{decimal(float(low), digits)}{between}{decimal(float(high), digits)}]"
 
 
 @register.filter
