@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import torch
@@ -87,31 +87,45 @@ def _nll_bits(model: Any, sequences: list[list[int]], targets_from: list[int]) -
     return out
 
 
-def bits_per_character(
+def bits_per_text(
     model: Any, tokenizer: Any, texts: Sequence[str], config: ScoringConfig = ScoringConfig()
-) -> BpcResult:
-    """Bits per character of ``model`` on ``texts`` (see module docstring)."""
+) -> list[BpcResult]:
+    """Bits, characters and tokens of each text, in order (see module docstring); the
+    windows of every text are batched together."""
     start = start_token_id(tokenizer)
-    windows: list[list[int]] = []
-    chars = tokens = 0
-    for text in texts:
+    windows: list[tuple[int, list[int]]] = []  # (text index, window)
+    out = [BpcResult(bits=0.0, chars=0, tokens=0) for _ in texts]
+    for index, text in enumerate(texts):
         if not text:
             continue
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        chars += len(text)
-        tokens += len(ids)
+        out[index] = BpcResult(bits=0.0, chars=len(text), tokens=len(ids))
         context = start
         step = config.max_length - 1
         for pos in range(0, len(ids), step):
             chunk = ids[pos : pos + step]
-            windows.append([context, *chunk])
+            windows.append((index, [context, *chunk]))
             context = chunk[-1]
-    windows.sort(key=len)
-    bits = 0.0
+    windows.sort(key=lambda w: len(w[1]))
+    bits = [0.0] * len(texts)
     for pos in range(0, len(windows), config.batch_size):
         batch = windows[pos : pos + config.batch_size]
-        bits += sum(_nll_bits(model, batch, [1] * len(batch)))
-    return BpcResult(bits=bits, chars=chars, tokens=tokens)
+        scored = _nll_bits(model, [w for _, w in batch], [1] * len(batch))
+        for (index, _), value in zip(batch, scored, strict=True):
+            bits[index] += value
+    return [replace(r, bits=b) for r, b in zip(out, bits, strict=True)]
+
+
+def bits_per_character(
+    model: Any, tokenizer: Any, texts: Sequence[str], config: ScoringConfig = ScoringConfig()
+) -> BpcResult:
+    """Bits per character of ``model`` on ``texts`` together (see module docstring)."""
+    each = bits_per_text(model, tokenizer, texts, config)
+    return BpcResult(
+        bits=sum(r.bits for r in each),
+        chars=sum(r.chars for r in each),
+        tokens=sum(r.tokens for r in each),
+    )
 
 
 # ---------------------------------------------------------------- multiple-choice scoring

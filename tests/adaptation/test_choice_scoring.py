@@ -197,3 +197,22 @@ def test_a_batch_that_runs_out_of_memory_is_scored_in_halves(model, tokenizer, m
     assert refused and max(passed) <= 2  # scored in smaller batches, the same numbers
     for a, b in zip(got, expected, strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_bits_per_text_batched_equal_each_text_scored_alone(new_tokenizer, ru_lines):
+    """Per-text bits from one batched call (windows of several texts in a batch, long texts
+    cut into windows) equal each text scored on its own; their sum is bits_per_character."""
+    from adaptation.scoring import ScoringConfig, bits_per_character, bits_per_text
+    from tests.adaptation.conftest import tiny_model
+
+    model = tiny_model(len(new_tokenizer))
+    texts = [ru_lines[0], "", " ".join(ru_lines[1:30]), ru_lines[31]]
+    config = ScoringConfig(max_length=64, batch_size=3)
+    each = bits_per_text(model, new_tokenizer, texts, config)
+    assert each[1].bits == 0 and each[1].chars == 0
+    for text, result in zip(texts, each, strict=True):
+        alone = bits_per_character(model, new_tokenizer, [text], config)
+        assert (result.chars, result.tokens) == (alone.chars, alone.tokens)
+        assert result.bits == pytest.approx(alone.bits, rel=1e-5)
+    total = bits_per_character(model, new_tokenizer, texts, config)
+    assert total.bits == pytest.approx(sum(r.bits for r in each), rel=1e-9)

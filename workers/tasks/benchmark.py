@@ -31,7 +31,7 @@ BATCH_SIZE = 16  # sequences per forward pass
 def run_benchmark(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     from adaptation.benchmarks import MCItem, heldout_texts
     from adaptation.modelio import load_model, pick_device
-    from adaptation.scoring import ChoiceConfig, bits_per_character, iter_choice_scores
+    from adaptation.scoring import ChoiceConfig, bits_per_text, iter_choice_scores
     from sbs.catalog import services as catalog_services
     from sbs.core.jobs import job_progress
     from sbs.questions import services
@@ -106,9 +106,7 @@ def run_benchmark(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
                 # signal that moves when multiple-choice accuracy sits at chance.
                 text_bits = {}
                 for category, texts in heldout_texts().items():
-                    scored = [
-                        bits_per_character(loaded.model, loaded.tokenizer, [t]) for t in texts
-                    ]
+                    scored = bits_per_text(loaded.model, loaded.tokenizer, texts)
                     text_bits[category] = {"chars": [r.chars for r in scored],
                                            "bits": [r.bits for r in scored]}  # fmt: skip
                     held.check()
