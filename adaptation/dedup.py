@@ -103,9 +103,7 @@ def dedup_and_split(
         top, top_size = max(sizes.items(), key=lambda kv: (kv[1], kv[0]))
         report.largest_template = top
         report.largest_share_before = top_size / max(len(lines), 1)
-    kept_of: dict[str, set[int]] = {}
-    for template in sizes:
-        kept_of[template] = set()
+    kept_of: dict[str, set[int]] = {template: set() for template in sizes}
     ranked = sorted(
         (i for i, t in enumerate(templates) if t is not None),
         key=lambda i: _fraction(config.seed, lines[i]),
@@ -116,19 +114,16 @@ def dedup_and_split(
             bucket.add(i)
     train: list[str] = []
     heldout: list[str] = []
-    kept_sizes: Counter[str] = Counter()
     for i, (line, template) in enumerate(zip(lines, templates, strict=True)):
         if template is not None and i not in kept_of[template]:
             report.dropped += 1
             continue
-        if template is not None:
-            kept_sizes[template] += 1
         key = template if template is not None else line
         side = heldout if _fraction(config.seed, key) < config.heldout_fraction else train
         side.append(line)
     kept = len(train) + len(heldout)
     if report.largest_template:
-        report.largest_share_after = kept_sizes[report.largest_template] / max(kept, 1)
+        report.largest_share_after = len(kept_of[report.largest_template]) / max(kept, 1)
     report.train_lines, report.heldout_lines = len(train), len(heldout)
     report.heldout_overlap = heldout_overlap(train, heldout)
     return train, heldout, report

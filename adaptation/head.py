@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +102,15 @@ def set_untied_head(model: Any, rows: torch.Tensor) -> None:
     head = torch.nn.Linear(rows.shape[1], rows.shape[0], bias=False)
     head.weight = torch.nn.Parameter(rows.to(embeddings.dtype).to(embeddings.device).clone())
     model.set_output_embeddings(head)
-    model.config.tie_word_embeddings = False
+    _set_tied(model, False)
+
+
+def _set_tied(model: Any, tied: bool) -> None:
+    """The config's ``tie_word_embeddings`` (and a nested text config's, when there is one)."""
+    model.config.tie_word_embeddings = tied
     text_config = getattr(model.config, "text_config", None)
     if text_config is not None and hasattr(text_config, "tie_word_embeddings"):
-        text_config.tie_word_embeddings = False
+        text_config.tie_word_embeddings = tied
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ class HeadChoice:
     scale: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chosen": self.chosen, "bpc": self.bpc, "scale": self.scale}
+        return asdict(self)
 
 
 def choose_head(
@@ -160,7 +165,7 @@ def choose_head(
     measured["frequency"] = bpc()
     if not math.isfinite(measured["frequency"]) or measured["frequency"] >= measured["tied"]:
         model.set_output_embeddings(before)  # the tied (or the model's own) head wins
-        model.config.tie_word_embeddings = was_tied
+        _set_tied(model, was_tied)
         if was_tied:
             model.tie_weights()
         return HeadChoice("tied", measured, scale)

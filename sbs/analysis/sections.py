@@ -404,6 +404,18 @@ def phi_curve_figure(report: Mapping[str, Any]) -> str | None:
     )  # fmt: skip
 
 
+def _phi_point(point: Mapping[str, Any], categories: list[str]) -> dict[str, Any]:
+    """One φ of the sweep; ``by_category`` lists its forgetting in ``categories``' order."""
+    forgetting = dict(point.get("forgetting_by_category") or {})
+    return {
+        "phi": point["phi"], "bpc": point.get("bpc"), "gain": point.get("gain"),
+        "relative_gain": point.get("relative_gain"), "forgetting": point.get("forgetting"),
+        "within_tolerance": point.get("within_tolerance"),
+        "forgetting_by_category": forgetting,
+        "by_category": [forgetting.get(c) for c in categories],
+    }  # fmt: skip
+
+
 def phi_curve(sweep: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A merging-factor sweep as recorded in a recipe (``SweepResult.to_dict()``): the curve
     by φ, the categories, the choice; None without one."""
@@ -417,19 +429,7 @@ def phi_curve(sweep: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "tolerance": sweep.get("tolerance"),
         "fallback": bool(sweep.get("fallback")),
         "categories": categories,
-        "points": [
-            {
-                "phi": p["phi"],
-                "bpc": p.get("bpc"),
-                "gain": p.get("gain"),
-                "relative_gain": p.get("relative_gain"),
-                "forgetting": p.get("forgetting"),
-                "within_tolerance": p.get("within_tolerance"),
-                "forgetting_by_category": dict(p.get("forgetting_by_category") or {}),
-                "by_category": [(p.get("forgetting_by_category") or {}).get(c) for c in categories],
-            }  # fmt: skip
-            for p in points
-        ],
+        "points": [_phi_point(p, categories) for p in points],
     }
 
 
