@@ -10,6 +10,7 @@ from the report and translates the labels); drawing is done by :mod:`sbs.analysi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.conf import settings
@@ -20,11 +21,27 @@ from sbs.analysis import plots
 from sbs.analysis.sections import SECTIONS
 
 
+def _active_decimal_mark() -> AbstractContextManager[None]:
+    return plots.decimal_mark(str(get_format("DECIMAL_SEPARATOR")))
+
+
+def section_figure(key: str, data: Any) -> dict[str, str]:
+    """``{plot name: base64 SVG}`` of one section's plot drawn from its data alone (a page
+    showing that section outside a report, such as a model's φ curve), in the active
+    language; empty without data or plot."""
+    figure = SECTIONS[key].figure
+    if figure is None or data is None:
+        return {}
+    with _active_decimal_mark():
+        svg = figure.draw({key: data})
+    return {figure.name: svg} if svg is not None else {}
+
+
 def report_figures(report: Mapping[str, Any]) -> dict[str, str]:
     """Plot name -> base64 SVG for the plots the report has data for (active language),
     one per section that declares a figure, in the sections' order."""
     out: dict[str, str] = {}
-    with plots.decimal_mark(str(get_format("DECIMAL_SEPARATOR"))):
+    with _active_decimal_mark():
         for section in SECTIONS.values():
             if section.figure is not None:
                 svg = section.figure.draw(report)

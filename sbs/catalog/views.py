@@ -8,12 +8,13 @@ from pathlib import Path
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.formats import get_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from adaptation.modelfiles import ModelFileError
 from sbs.accounts.roles import AuthedRequest, researcher_required
+from sbs.analysis.figures import section_figure
+from sbs.analysis.sections import phi_curve
 from sbs.catalog import selectors, services
 from sbs.catalog.forms import AdaptForm, ModelRegisterForm
 from sbs.catalog.messages import message_text
@@ -79,15 +80,8 @@ def models_list(request: AuthedRequest) -> HttpResponse:
 def model_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     """One model: its files, its parent and children, and for an adapted model the recipe
     (what each step recorded) and the φ curve of its merge."""
-    from sbs.analysis import plots
-    from sbs.analysis.sections import phi_curve, phi_curve_figure
-
     entry = get_object_or_404(ModelEntry.objects.ready().select_related("parent"), pk=pk)
     curve = phi_curve(((entry.recipe or {}).get("steps") or {}).get("merge"))
-    phi_plots = {}
-    if curve:
-        with plots.decimal_mark(str(get_format("DECIMAL_SEPARATOR"))):
-            phi_plots["phi"] = phi_curve_figure({"merge": curve})
     return render(
         request,
         "catalog/model_detail.html",
@@ -96,7 +90,7 @@ def model_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             "children": ModelEntry.objects.ready().filter(parent=entry).order_by("name"),
             "facts": selectors.recipe_facts(entry.recipe or {}),
             "curve": curve,
-            "phi_plots": phi_plots,
+            "phi_plots": section_figure("merge", curve),
         },
     )
 
