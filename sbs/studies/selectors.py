@@ -94,17 +94,22 @@ def annotator_rows(study: Study, *, tokens: Mapping[int, str] | None = None) -> 
     return rows
 
 
+def invite_goes_with_removal(study: Study, user: User) -> bool:
+    """Whether removing ``user`` from ``study`` withdraws their unused invite: an account
+    made for this study alone (no password yet, no other study)."""
+    return not user.has_usable_password() and not (
+        user.annotated_studies.exclude(pk=study.pk).exists()
+    )
+
+
 def removal_effects(study: Study, user: User) -> dict[str, Any]:
     """What removing ``user`` from ``study`` would do: their votes here (removal is refused
     when there are any), the unjudged pairs that go, and whether their unused invite link
-    stops working (an account made for this study alone, without a password yet)."""
-    mine = Assignment.objects.filter(pair__study=study, annotator=user)
-    other_studies = user.annotated_studies.exclude(pk=study.pk).exists()
-    return {
-        "votes": mine.filter(vote__isnull=False).count(),
-        "unjudged": mine.filter(vote__isnull=True).count(),
-        "link_withdrawn": not user.has_usable_password() and not other_studies,
-    }
+    stops working (:func:`invite_goes_with_removal`)."""
+    counts = Assignment.objects.filter(pair__study=study, annotator=user).aggregate(
+        votes=Count("vote"), unjudged=Count("pk", filter=Q(vote__isnull=True))
+    )
+    return {**counts, "link_withdrawn": invite_goes_with_removal(study, user)}
 
 
 def generation_summary(study: Study) -> list[tuple[str, object]]:

@@ -21,6 +21,7 @@ from sbs.catalog.models import ModelEntry
 from sbs.core import jobs
 from sbs.core.errors import ServiceError
 from sbs.questions.models import QuestionSet
+from sbs.studies import selectors
 from sbs.studies.blinding import plan_key
 from sbs.studies.design import plan_assignments
 from sbs.studies.models import Answer, Assignment, FormSubmission, GenerationRun, Pair, Study
@@ -183,9 +184,10 @@ def study_remove_annotator(*, study: Study, user: User) -> None:
                 )
                 % {"name": name}
             )
+        withdraw_invite = selectors.invite_goes_with_removal(study, user)
         Assignment.objects.filter(pk__in=mine).delete()
         study.annotators.remove(user)
-        if not user.has_usable_password() and not user.annotated_studies.exists():
+        if withdraw_invite:
             Invite.objects.filter(user=user, used_at__isnull=True).delete()
 
 
