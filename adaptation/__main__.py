@@ -104,11 +104,12 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_swap_vocab(args: argparse.Namespace) -> dict[str, Any]:
     from adaptation.vocab import SwapConfig, swap_vocab_folder
 
-    cfg = SwapConfig(init=args.init, decay=args.decay, seed=args.seed)
+    cfg = SwapConfig(init=args.init, decay=args.decay, seed=args.seed, lep_fit=args.lep_fit)
     _log(f"swapping the vocabulary of {args.model} ({cfg.init} init)")
     report = swap_vocab_folder(
-        args.model, args.tokenizer, args.out, cfg, cache_dir=args.cache_dir, target_path=args.target
-    )
+        args.model, args.tokenizer, args.out, cfg, cache_dir=args.cache_dir,
+        target_path=args.target, base_path=args.base,
+    )  # fmt: skip
     return {"out": str(args.out), **report.to_dict()}
 
 
@@ -330,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     from adaptation.registry import add_arguments
     from adaptation.scoring import PROMPT_FORMATS
     from adaptation.tokenizer import MODEL_TYPES
-    from adaptation.vocab import INIT_METHODS
+    from adaptation.vocab import INIT_METHODS, LEP_FITS
 
     parser = argparse.ArgumentParser(
         prog="python -m adaptation", description="Russian adaptation of a causal LM."
@@ -369,7 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--init", choices=INIT_METHODS.names(), default="mean")
     p.add_argument("--decay", type=float, default=0.5, help="weighted_mean: weight decay^i")
-    p.add_argument("--target", type=Path, help="projection: model already on the new tokenizer")
+    p.add_argument(
+        "--target", type=Path, help="projection, lep: a model already on the new tokenizer"
+    )
+    p.add_argument("--base", type=Path, help="lep: the base model of --model (old tokenizer)")
+    p.add_argument("--lep-fit", choices=LEP_FITS, default="old", help="lep: vocabulary of the fit")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_swap_vocab)
 

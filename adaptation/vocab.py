@@ -8,7 +8,14 @@ rows are initialised from the old rows (input embeddings and, when untied, the L
 * ``random``         e(t) ~ N(0, I) rescaled to the mean row norm of E_old (a baseline)
 * ``projection``     e(t) = M(t) · W,  W = argmin_W ‖M W − T‖² + ridge·‖W‖², where M holds
   the mean-initialised rows and T the rows of a target model that already uses the new
-  tokenizer (Learned Embedding Propagation, arXiv 2412.21140)
+  tokenizer (a regression onto the target's space)
+* ``lep``            Learned Embedding Propagation (Tikhomirov & Chernyshev, arXiv 2412.21140),
+  as ruadapt does it: e(t) = D(t) · W,  W = argmin_W ‖B W − O‖² + ridge·‖W‖², where O are
+  this model's rows (an instruct model), B the rows of its base model (same old tokenizer)
+  and D the rows of a *donor*: that base already adapted to the new tokenizer. The map
+  base -> instruct is fitted on the old vocabulary (``lep_fit="old"``) or on both converted
+  to the new vocabulary by the mean of pieces (``lep_fit="converted"``, ruadapt's default),
+  then carries the donor's trained rows into the instruct model's space.
 
 Each method is a function registered in :data:`INIT_METHODS` with :func:`init_method`, beside
 its code; the CLI's ``--init``, the configs' checks and the web form's choices read that
@@ -38,8 +45,16 @@ import torch
 
 from adaptation.registry import Registry, gettext_noop
 
-TargetRows = torch.Tensor | None
-# (old rows, spellings, config, target rows or None) -> (new rows, projection residual or None)
+
+@dataclass(frozen=True)
+class References:
+    """Rows of other models an init method may read, for the matrix being initialised."""
+
+    target: torch.Tensor | None = None  # a model on the new tokenizer (projection; LEP's donor)
+    base: torch.Tensor | None = None  # LEP: the base model, on the old tokenizer
+
+
+# (old rows, spellings, config, references) -> (new rows, projection residual or None)
 InitRows = Callable[..., tuple[torch.Tensor, float | None]]
 
 
@@ -51,39 +66,46 @@ class InitMethod:
     rows: InitRows
     label: str
     needs_target: bool = False  # needs a model already on the new tokenizer (``--target``)
+    needs_base: bool = False  # needs the base model of this one (``--base``)
 
 
 INIT_METHODS: Registry[InitMethod] = Registry("init")
 
 
 def init_method(
-    name: str, label: str, *, needs_target: bool = False
+    name: str, label: str, *, needs_target: bool = False, needs_base: bool = False
 ) -> Callable[[InitRows], InitRows]:
     """Register the decorated function as the init method ``name``."""
 
     def register(rows: InitRows) -> InitRows:
-        INIT_METHODS.add(name, InitMethod(name, rows, label, needs_target))
+        INIT_METHODS.add(name, InitMethod(name, rows, label, needs_target, needs_base))
         return rows
 
     return register
 
 
 def without_target(method: InitMethod) -> bool:
-    """The methods the pipeline (and the web form) can run: no target model needed."""
-    return not method.needs_target
+    """The methods the pipeline (and the web form) can run: no other model needed."""
+    return not (method.needs_target or method.needs_base)
+
+
+LEP_FITS = ("old", "converted")
 
 
 @dataclass(frozen=True)
 class SwapConfig:
     init: str = "mean"  # a name in INIT_METHODS
     decay: float = 0.5  # weighted_mean: weight of piece i is decay**i before normalising
-    ridge: float = 1e-4  # projection: Tikhonov term, relative to the mean of diag(MᵀM)
+    ridge: float = 1e-4  # projection, lep: Tikhonov term, relative to the mean of diag(MᵀM)
     seed: int = 0  # random
+    lep_fit: str = "old"  # lep: fit base -> this model on the "old" or "converted" vocabulary
 
     def __post_init__(self) -> None:
         INIT_METHODS.lookup(self.init)
         if not 0 < self.decay <= 1:
             raise ValueError("decay must be in (0, 1]")
+        if self.lep_fit not in LEP_FITS:
+            raise ValueError(f"lep_fit must be one of {', '.join(LEP_FITS)}")
 
 
 @dataclass
@@ -286,38 +308,68 @@ def _apply_specials(rows: torch.Tensor, old_rows: torch.Tensor, spellings, speci
 
 @init_method("mean", gettext_noop("mean of the old pieces"))
 def mean_init(
-    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, target_rows: TargetRows
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, refs: References
 ) -> tuple[torch.Tensor, float | None]:
     return combine_rows(old_rows, spellings), None
 
 
 @init_method("weighted_mean", gettext_noop("weighted mean"))
 def weighted_mean_init(
-    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, target_rows: TargetRows
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, refs: References
 ) -> tuple[torch.Tensor, float | None]:
     return combine_rows(old_rows, spellings, decay=config.decay), None
 
 
 @init_method("random", gettext_noop("random (baseline)"))
 def random_init(
-    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, target_rows: TargetRows
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, refs: References
 ) -> tuple[torch.Tensor, float | None]:
     return random_rows(old_rows, len(spellings), config.seed), None
 
 
 @init_method("projection", gettext_noop("projection onto a target model"), needs_target=True)
 def projection_init(
-    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, target_rows: TargetRows
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, refs: References
 ) -> tuple[torch.Tensor, float | None]:
-    if target_rows is None:
-        raise ValueError("init='projection' needs the target model's rows")
-    if target_rows.shape[0] != len(spellings):
-        raise ValueError(
-            f"target has {target_rows.shape[0]} rows, the new tokenizer {len(spellings)}"
-        )
+    target = _target_rows(refs, spellings, "projection")
     mean = combine_rows(old_rows, spellings)
-    weight, residual = fit_projection(mean, target_rows.to(mean.dtype), config.ridge)
+    weight, residual = fit_projection(mean, target.to(mean.dtype), config.ridge)
     return mean @ weight, residual
+
+
+@init_method(
+    "lep",
+    gettext_noop("LEP: the base-to-this-model map applied to an adapted base"),
+    needs_target=True,
+    needs_base=True,
+)
+def lep_init(
+    old_rows: torch.Tensor, spellings: list[list[int]], config: SwapConfig, refs: References
+) -> tuple[torch.Tensor, float | None]:
+    """``D · W`` with ``W = argmin ‖B W − O‖² + ridge`` (B base, O this model, D the donor)."""
+    donor = _target_rows(refs, spellings, "lep")
+    if refs.base is None:
+        raise ValueError("init='lep' needs the base model's rows (--base)")
+    if refs.base.shape != old_rows.shape:
+        raise ValueError(
+            f"the base has {tuple(refs.base.shape)} rows, this model {tuple(old_rows.shape)}: "
+            "LEP needs the base of this model, on the same tokenizer"
+        )
+    source, goal = refs.base.float(), old_rows.float()
+    if config.lep_fit == "converted":
+        source, goal = combine_rows(source, spellings), combine_rows(goal, spellings)
+    weight, residual = fit_projection(source, goal, config.ridge)
+    return (donor.float() @ weight).to(old_rows.dtype), residual
+
+
+def _target_rows(refs: References, spellings: list[list[int]], init: str) -> torch.Tensor:
+    if refs.target is None:
+        raise ValueError(f"init={init!r} needs a model on the new tokenizer (--target)")
+    if refs.target.shape[0] != len(spellings):
+        raise ValueError(
+            f"the target has {refs.target.shape[0]} rows, the new tokenizer {len(spellings)}"
+        )
+    return refs.target
 
 
 def new_rows(
@@ -326,7 +378,7 @@ def new_rows(
     config: SwapConfig,
     *,
     special_ids: list[int],
-    target_rows: torch.Tensor | None = None,
+    refs: References = References(),
 ) -> tuple[torch.Tensor, float | None]:
     """The initialised rows for one matrix (embeddings or head) and the projection residual.
 
@@ -334,9 +386,18 @@ def new_rows(
     whatever the method (for the means that changes nothing: a special is spelled by one id).
     """
     method = INIT_METHODS.lookup(config.init)
-    rows, residual = method.rows(old_rows, spellings, config, target_rows)
+    rows, residual = method.rows(old_rows, spellings, config, refs)
     _apply_specials(rows, old_rows, spellings, special_ids)
     return rows, residual
+
+
+def _references(model: Any | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(input rows, head rows) of a reference model; a tied head reads the input rows."""
+    if model is None:
+        return None, None
+    rows_in = model.get_input_embeddings().weight.detach()
+    head = model.get_output_embeddings()
+    return rows_in, (head.weight.detach() if head is not None else rows_in)
 
 
 def _sync_token_ids(model: Any, tokenizer: Any) -> None:
@@ -357,10 +418,12 @@ def swap_vocabulary(
     config: SwapConfig = SwapConfig(),
     *,
     target: Any | None = None,
+    base: Any | None = None,
 ) -> SwapReport:
     """Replace ``model``'s embeddings and LM head (in place) for ``new_tokenizer``.
 
-    ``target`` (a model using ``new_tokenizer``) is required for ``init='projection'``.
+    ``target`` (a model using ``new_tokenizer``) is required for ``init='projection'`` and
+    ``'lep'`` (the donor), ``base`` (this model's base, on the old tokenizer) for ``'lep'``.
     Tied heads stay tied; an untied head is initialised from the old head rows the same way.
     """
     spellings, report = spell_new_tokens(old_tokenizer, new_tokenizer)
@@ -378,21 +441,17 @@ def swap_vocabulary(
     if output_emb is not None and getattr(output_emb, "bias", None) is not None:
         old_bias = output_emb.bias.detach().clone()
 
-    target_in = target_out = None
-    if target is not None:
-        target_in = target.get_input_embeddings().weight.detach()
-        t_out = target.get_output_embeddings()
-        target_out = t_out.weight.detach() if t_out is not None else target_in
+    (target_in, target_out), (base_in, base_out) = _references(target), _references(base)
+    refs_in = References(target=target_in, base=base_in)
+    refs_out = References(target=target_out, base=base_out)
 
-    rows_in, res_in = new_rows(
-        old_in, spellings, config, special_ids=special_ids, target_rows=target_in
-    )
+    rows_in, res_in = new_rows(old_in, spellings, config, special_ids=special_ids, refs=refs_in)
     if res_in is not None:
         report.projection_residual["embeddings"] = res_in
     rows_out = None
     if old_out is not None:
         rows_out, res_out = new_rows(
-            old_out, spellings, config, special_ids=special_ids, target_rows=target_out
+            old_out, spellings, config, special_ids=special_ids, refs=refs_out
         )
         if res_out is not None:
             report.projection_residual["lm_head"] = res_out
@@ -433,8 +492,12 @@ def swap_vocab_folder(
     *,
     cache_dir: Path,
     target_path: Path | None = None,
+    base_path: Path | None = None,
 ) -> SwapReport:
-    """Load a model (folder or GGUF), swap its vocabulary, save the result to ``out_dir``."""
+    """Load a model (folder or GGUF), swap its vocabulary, save the result to ``out_dir``.
+
+    ``target_path`` and ``base_path`` are the other models ``projection`` and ``lep`` read.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from adaptation.modelio import resolve_folder
@@ -443,10 +506,15 @@ def swap_vocab_folder(
     old = AutoTokenizer.from_pretrained(folder)
     new = AutoTokenizer.from_pretrained(Path(tokenizer_dir))
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    target = None
-    if target_path is not None:
-        target_folder = resolve_folder(Path(target_path), Path(cache_dir))
-        target = AutoModelForCausalLM.from_pretrained(target_folder, dtype=torch.float32)
-    report = swap_vocabulary(model, old, new, config, target=target)
+
+    def load(path: Path | None) -> Any:
+        if path is None:
+            return None
+        other = resolve_folder(Path(path), Path(cache_dir))
+        return AutoModelForCausalLM.from_pretrained(other, dtype=torch.float32)
+
+    report = swap_vocabulary(
+        model, old, new, config, target=load(target_path), base=load(base_path)
+    )
     save_adapted(model, new, out_dir, report)
     return report

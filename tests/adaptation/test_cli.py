@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from adaptation.__main__ import build_parser, main
 
@@ -74,6 +75,17 @@ def test_tiny_end_to_end(tmp_path, capsys, ru_lines, old_model_dir):
     assert (
         emb["mode"] == "embeddings" and (tmp_path / "emb" / "model" / "model.safetensors").exists()
     )
+    # LEP onto a model that is its own base: the donor's trained rows come through unchanged
+    lep = _run(capsys, "swap-vocab", "--model", old_model_dir, "--base", old_model_dir,
+               "--target", tmp_path / "emb" / "model", "--init", "lep", "--tokenizer",
+               tmp_path / "tok", "--out", tmp_path / "lep", *cache)  # fmt: skip
+    assert lep["init"] == "lep" and lep["projection_residual"]["embeddings"] < 1e-3
+    from safetensors.torch import load_file
+
+    donor = load_file(tmp_path / "emb" / "model" / "model.safetensors")
+    carried = load_file(tmp_path / "lep" / "model.safetensors")
+    for key in ("model.embed_tokens.weight", "lm_head.weight"):
+        torch.testing.assert_close(carried[key][3:], donor[key][3:], atol=1e-3, rtol=1e-3)
     lora = _run(
         capsys,
         "train",

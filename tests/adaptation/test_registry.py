@@ -23,7 +23,7 @@ def _choices(step: str, flag: str) -> list[str]:
     return list(action.choices)
 
 
-def _zeros(old_rows, spellings, config, target_rows):
+def _zeros(old_rows, spellings, config, refs):
     return combine_rows(old_rows, spellings) * 0, None
 
 

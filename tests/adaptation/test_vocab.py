@@ -82,7 +82,7 @@ def test_a_registered_init_method_initialises_the_swap(monkeypatch, old_tokenize
     """The swap calls whatever the registry holds; specials still take their old rows."""
     calls = []
 
-    def halves(old_rows, spellings, config, target_rows):
+    def halves(old_rows, spellings, config, refs):
         calls.append(old_rows.shape)
         return torch.full((len(spellings), old_rows.shape[1]), 0.5), None
 
@@ -206,3 +206,83 @@ def test_continuation_pieces_of_a_sentencepiece_old_tokenizer_get_no_word_start(
         assert spelled.decode() == token, (token, pieces)
         checked += 1
     assert checked > 50
+
+
+def _instruct_of(base, maps: tuple[torch.Tensor, torch.Tensor], tied: bool, seed: int = 9):
+    """A model whose rows are ``base``'s rows times a known map (embeddings; head if untied)."""
+    instruct = tiny_model(base.get_input_embeddings().weight.shape[0], tied=tied, seed=seed)
+    with torch.no_grad():
+        instruct.get_input_embeddings().weight.copy_(base.get_input_embeddings().weight @ maps[0])
+        if not tied:
+            head = base.get_output_embeddings().weight
+            instruct.get_output_embeddings().weight.copy_(head @ maps[1])
+    return instruct
+
+
+@pytest.mark.parametrize("lep_fit", ["old", "converted"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_lep_carries_the_donor_rows_through_the_base_to_instruct_map(
+    tied, lep_fit, old_tokenizer, new_tokenizer
+):
+    """LEP: instruct = base · A on the old vocabulary, so the adapted instruct is donor · A."""
+    generator = torch.Generator().manual_seed(7)
+    maps = (torch.randn(32, 32, generator=generator) / 4, torch.randn(32, 32, generator=generator))
+    base = tiny_model(len(old_tokenizer), tied=tied, seed=1)
+    instruct = _instruct_of(base, maps, tied)
+    old_rows = instruct.get_input_embeddings().weight.detach().clone()
+    donor = tiny_model(len(new_tokenizer), tied=tied, seed=3)  # the base, adapted
+    config = SwapConfig("lep", ridge=0.0, lep_fit=lep_fit)
+    report = swap_vocabulary(
+        instruct, old_tokenizer, new_tokenizer, config, target=donor, base=base
+    )
+    assert report.projection_residual["embeddings"] < 1e-4
+    specials = set(new_tokenizer.all_special_ids)
+    rows = [i for i in range(len(new_tokenizer)) if i not in specials]
+    donor_in = donor.get_input_embeddings().weight.detach()
+    got = instruct.get_input_embeddings().weight.detach()
+    torch.testing.assert_close(got[rows], (donor_in @ maps[0])[rows], atol=1e-4, rtol=1e-3)
+    im_end = new_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    torch.testing.assert_close(
+        got[im_end], old_rows[old_tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    )  # a special keeps this model's own row, not the donor's
+    if not tied:
+        assert report.projection_residual["lm_head"] < 1e-4
+        donor_out = donor.get_output_embeddings().weight.detach()
+        torch.testing.assert_close(
+            instruct.get_output_embeddings().weight.detach()[rows],
+            (donor_out @ maps[1])[rows],
+            atol=1e-4,
+            rtol=1e-3,
+        )
+    else:
+        assert instruct.get_output_embeddings().weight is instruct.get_input_embeddings().weight
+
+
+def test_lep_of_a_model_equal_to_its_base_is_the_donor(old_tokenizer, new_tokenizer):
+    base = tiny_model(len(old_tokenizer), tied=True, seed=1)
+    same = tiny_model(len(old_tokenizer), tied=True, seed=1)
+    donor = tiny_model(len(new_tokenizer), tied=True, seed=3)
+    swap_vocabulary(same, old_tokenizer, new_tokenizer, SwapConfig("lep"), target=donor, base=base)
+    specials = set(new_tokenizer.all_special_ids)
+    rows = [i for i in range(len(new_tokenizer)) if i not in specials]
+    torch.testing.assert_close(
+        same.get_input_embeddings().weight.detach()[rows],
+        donor.get_input_embeddings().weight.detach()[rows],
+        atol=1e-3,
+        rtol=1e-3,
+    )
+
+
+def test_lep_says_which_model_is_missing_or_wrong(old_tokenizer, new_tokenizer):
+    donor = tiny_model(len(new_tokenizer), seed=3)
+    with pytest.raises(ValueError, match="needs the base model"):
+        swap_vocabulary(tiny_model(len(old_tokenizer)), old_tokenizer, new_tokenizer,
+                        SwapConfig("lep"), target=donor)  # fmt: skip
+    with pytest.raises(ValueError, match="needs a model on the new tokenizer"):
+        swap_vocabulary(tiny_model(len(old_tokenizer)), old_tokenizer, new_tokenizer,
+                        SwapConfig("lep"), base=tiny_model(len(old_tokenizer)))  # fmt: skip
+    with pytest.raises(ValueError, match="LEP needs the base of this model"):
+        swap_vocabulary(tiny_model(len(old_tokenizer)), old_tokenizer, new_tokenizer,
+                        SwapConfig("lep"), target=donor, base=tiny_model(len(new_tokenizer)))  # fmt: skip
+    with pytest.raises(ValueError, match="lep_fit must be one of old, converted"):
+        SwapConfig("lep", lep_fit="new")
