@@ -126,8 +126,12 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         lora_r=args.lora_r,
         lora_alpha=args.lora_alpha,
         target_modules=tuple(args.target_modules.split(",")),
+        lora_embeddings=args.lora_embeddings,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
+        grad_accum=args.grad_accum,
+        precision=args.precision,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     lines = _texts(args)
     result = train_folder(
@@ -394,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
     )
+    p.add_argument(
+        "--lora-embeddings", action="store_true", help="LoRA: also train embeddings and head"
+    )
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--checkpoint-every", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     p.add_argument("--device", default="cpu")

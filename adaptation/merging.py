@@ -2,7 +2,9 @@
 and φ chosen by the trade-off between the Russian gain and forgetting.
 
 φ is applied through peft's adapter scaling (``LoraLayer.set_scale``: scaling = φ·alpha/r),
-so no retraining is needed. :func:`sweep_merge_factor` scores every φ of a grid (default 0,
+so no retraining is needed. Modules trained in full beside the adapters (peft's
+``modules_to_save``: embeddings and head under ``lora_embeddings``) are interpolated the same
+way, ``W = W0 + φ · (W1 − W0)``. :func:`sweep_merge_factor` scores every φ of a grid (default 0,
 1/3, 1/2, 2/3, 1) and φ = 0 (the model before the LoRA, the reference) on:
 
 * the **Russian gain**: bits per character on the Russian held-out text,
@@ -151,14 +153,38 @@ def lora_layers(model: Any) -> list[Any]:
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
 
 
+def _interpolate_saved_modules(peft_model: Any, phi: float) -> None:
+    """Each ``modules_to_save`` copy becomes ``W0 + φ · (W1 − W0)`` (W0 the frozen original).
+
+    W1 is kept on the module itself the first time (so a deep copy keeps it too).
+    """
+    from peft.utils.other import ModulesToSaveWrapper
+
+    for wrapper in peft_model.modules():
+        if not isinstance(wrapper, ModulesToSaveWrapper):
+            continue
+        for module in wrapper.modules_to_save.values():
+            if not hasattr(module, "merge_trained_weights"):
+                module.merge_trained_weights = {
+                    n: p.detach().clone() for n, p in module.named_parameters()
+                }
+            trained = module.merge_trained_weights
+            with torch.no_grad():
+                for name, param in module.named_parameters():
+                    w0 = wrapper.original_module.get_parameter(name)
+                    param.copy_(w0 + phi * (trained[name] - w0))
+
+
 def set_merge_factor(peft_model: Any, phi: float) -> None:
-    """Scale every LoRA adapter of ``peft_model`` to ``φ · alpha / r``."""
+    """Scale every LoRA adapter of ``peft_model`` to ``φ · alpha / r`` (and interpolate the
+    fully trained modules by φ)."""
     layers = lora_layers(peft_model)
     if not layers:
         raise ValueError("the model has no LoRA layers")
     for layer in layers:
         for adapter in list(layer.scaling):
             layer.set_scale(adapter, phi)
+    _interpolate_saved_modules(peft_model, phi)
 
 
 def merged_model(peft_model: Any, phi: float) -> Any:

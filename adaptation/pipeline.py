@@ -80,6 +80,18 @@ class PipelineConfig:
     )
     lora_r: int = option(8, label=gettext_noop("LoRA rank r"), min=1, max=1024)
     lora_alpha: float = option(512.0, label=gettext_noop("LoRA alpha"), min=1, max=4096)
+    lora_embeddings: bool = option(
+        False, label="LoRA also trains the embeddings and the head in full", web=False
+    )
+    grad_accum: int = option(
+        1, label="micro-batches per training step (divides the batch size)", min=1, web=False
+    )
+    precision: str = option(
+        "fp32", label="training precision", choices=(("fp32", "fp32"), ("bf16", "bf16")), web=False
+    )
+    gradient_checkpointing: bool = option(
+        False, label="recompute activations in the backward pass", web=False
+    )
     merge_grid: tuple[float, ...] = option(
         DEFAULT_GRID,
         label="merging factors phi to try, comma-separated, fractions allowed",
@@ -228,6 +240,9 @@ def _training(mode: str, steps_field: str, lr_scale: float) -> Callable[..., dic
         cfg = TrainConfig(mode=mode, steps=steps, batch_size=config.batch_size,
                           seq_len=config.seq_len, learning_rate=config.learning_rate * lr_scale,
                           lora_r=config.lora_r, lora_alpha=config.lora_alpha,
+                          lora_embeddings=config.lora_embeddings, grad_accum=config.grad_accum,
+                          precision=config.precision,
+                          gradient_checkpointing=config.gradient_checkpointing,
                           warmup_steps=steps // 10, checkpoint_every=max(1, steps // 4),
                           seed=config.seed)  # fmt: skip
         report(0.0, f"{mode} training, {steps} steps")
@@ -254,7 +269,7 @@ def _merge(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
 
 PROSE_FILE = "ru_heldout_prose.txt"  # shipped general prose, never trained on
 HEAD_TRAIN_LINES = 20000  # lines whose unigram counts the frequency head uses
-TRAINING_READS = ("batch_size", "seq_len", "learning_rate", "seed")
+TRAINING_READS = ("batch_size", "seq_len", "learning_rate", "seed", "precision")
 STEPS: tuple[Step, ...] = (
     Step("corpus", "corpus", _corpus, ("train.txt", "heldout.txt"),
          reads=("use_wordnet", "max_corpus_lines", "per_template", "seed", "texts")),
@@ -267,7 +282,7 @@ STEPS: tuple[Step, ...] = (
          ("model/config.json",), reads=("train_steps", *TRAINING_READS), yields="model",
          resumable=True, when=lambda config: config.train_steps > 0),
     Step("lora", "lora", _training("lora", "lora_steps", 0.5), ("adapter/adapter_config.json",),
-         reads=("lora_steps", "lora_r", "lora_alpha", *TRAINING_READS), resumable=True,
+         reads=("lora_steps", "lora_r", "lora_alpha", "lora_embeddings", *TRAINING_READS), resumable=True,
          when=lambda config: config.lora_steps > 0),
     Step("merge", "merged", _merge, ("config.json",), reads=("merge_grid", "heldout_lines"),
          yields=".", when=lambda config: config.lora_steps > 0),

@@ -5,7 +5,9 @@ Modes:
 * ``embeddings``      only the input embeddings and the LM head are trainable (the research's
   stage after a vocabulary swap); every other tensor stays bit-identical.
 * ``lora``            LoRA adapters (peft) on ``target_modules`` of a vocabulary-swapped model;
-  ``ΔW = (alpha / r) · B·A``. The research used alpha 512 and 1024.
+  ``ΔW = (alpha / r) · B·A``. The research used alpha 512 and 1024. With
+  ``lora_embeddings`` the input embeddings and the LM head train in full beside the adapters
+  (peft's ``modules_to_save``, a tied head staying tied), as ruadapt does.
 * ``end_to_end_lora`` the same LoRA training on the ORIGINAL model and tokenizer (no swap),
   the research's baseline.
 
@@ -18,6 +20,12 @@ characters are the characters of the text its tokens encode (each token carries
 The learning rate warms up linearly over ``warmup_steps`` and then follows a cosine from the
 peak down to ``min_lr_ratio`` of it at the last step (``schedule="cosine"``), or stays at the
 peak (``schedule="constant"``).
+
+For a GPU: ``grad_accum`` splits each step's ``batch_size`` blocks into that many micro-batches
+whose gradients add up to the whole batch's (each micro-batch loss is scaled by its share, so
+the step is the same as one big batch up to rounding); ``precision="bf16"`` runs forward and
+loss under ``torch.autocast`` in bfloat16 (the trainable weights and AdamW moments stay fp32);
+``gradient_checkpointing`` recomputes activations in the backward pass instead of keeping them.
 
 Checkpoints (``checkpoint/``) hold the trainable tensors and the AdamW moments as safetensors
 plus ``state.json``; data order is a function of (seed, step), so a resumed run continues
@@ -58,8 +66,12 @@ class TrainConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    lora_embeddings: bool = False  # LoRA modes: also train embeddings and head in full
     checkpoint_every: int = 0  # 0: only at the end (when an output folder is given)
     seed: int = 0
+    grad_accum: int = 1  # micro-batches per step; batch_size must divide by it
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward and loss
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
@@ -68,6 +80,10 @@ class TrainConfig:
             raise ValueError("steps, batch_size must be >= 1 and seq_len >= 2")
         if self.schedule not in ("cosine", "constant") or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError("schedule must be cosine or constant, min_lr_ratio in [0, 1]")
+        if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise ValueError("grad_accum must be >= 1 and divide batch_size")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError("precision must be fp32 or bf16")
 
     @property
     def uses_lora(self) -> bool:
@@ -166,8 +182,29 @@ def batch_indices(step: int, batch_size: int, count: int, seed: int) -> list[int
     return out
 
 
+def embedding_module_names(model: Any) -> list[str]:
+    """Names (last component) of the input embedding and, if it exists, the LM head."""
+    wanted = [model.get_input_embeddings(), model.get_output_embeddings()]
+    names = []
+    for target in wanted:
+        if target is None:
+            continue
+        names += [n.rsplit(".", 1)[-1] for n, m in model.named_modules() if m is target][:1]
+    return names
+
+
+def _tied(model: Any) -> bool:
+    head = model.get_output_embeddings()
+    return head is not None and head.weight is model.get_input_embeddings().weight
+
+
 def prepare_model(model: Any, config: TrainConfig) -> Any:
     """Freeze/wrap ``model`` for the mode; returns the model to train (peft-wrapped for LoRA)."""
+    if config.gradient_checkpointing:
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
+        model.config.use_cache = False
     if config.uses_lora:
         from peft import LoraConfig, get_peft_model
 
@@ -176,6 +213,8 @@ def prepare_model(model: Any, config: TrainConfig) -> Any:
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             target_modules=list(config.target_modules),
+            modules_to_save=embedding_module_names(model) if config.lora_embeddings else None,
+            ensure_weight_tying=config.lora_embeddings and _tied(model),
             bias="none",
             task_type="CAUSAL_LM",
         )
@@ -288,13 +327,11 @@ def train(
         index = batch_indices(step, config.batch_size, packed.blocks.shape[0], config.seed)
         batch = packed.blocks[index].to(device)
         began = time.perf_counter()
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
+        value = _accumulate(model, batch, config, device)
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        value = float(loss.detach())
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         result.seconds += time.perf_counter() - began
@@ -312,7 +349,29 @@ def train(
         ):
             save_checkpoint(checkpoint_dir, model, optimizer, result, done)
     model.eval()
+    if config.gradient_checkpointing:
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        inner.activation_checkpointing_disable()
+        inner.config.use_cache = True  # a saved model generates with its cache again
     return model, result
+
+
+def _accumulate(model: Any, batch: torch.Tensor, config: TrainConfig, device: Any) -> float:
+    """Backward over ``grad_accum`` micro-batches; returns the whole batch's mean loss.
+
+    Every block holds ``seq_len`` labelled tokens, so the batch loss is the mean of the
+    micro-batch losses and each is scaled by ``1 / grad_accum``.
+    """
+    total = 0.0
+    autocast = torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
+    )
+    for micro in batch.chunk(config.grad_accum):
+        with autocast:
+            loss = model(input_ids=micro, labels=micro).loss / config.grad_accum
+        loss.backward()
+        total += float(loss.detach())
+    return total
 
 
 def save_trained(

@@ -149,3 +149,25 @@ def test_load_choices_reads_benchmark_files_and_the_older_options_format(tmp_pat
     )
     [item] = load_choices(new)
     assert (item.choices, item.category) == (("a", "b"), "c")
+
+
+def test_phi_interpolates_fully_trained_embeddings_too(new_tokenizer, tmp_path):
+    """With modules_to_save, φ = 0 is the original model, 1 the trained one, 1/2 the midpoint."""
+    base = tiny_model(len(new_tokenizer), tied=False)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], init_lora_weights=False,
+                      modules_to_save=["embed_tokens", "lm_head"])  # fmt: skip
+    model = get_peft_model(copy.deepcopy(base), lora).eval()
+    with torch.no_grad():
+        for name in ("embed_tokens", "lm_head"):
+            saved = model.get_submodule(f"base_model.model.{'model.' * (name != 'lm_head')}{name}")
+            saved.modules_to_save["default"].weight.add_(0.5)  # the trained W1 = W0 + 0.5
+    w0 = base.get_input_embeddings().weight
+    original = base(IDS).logits
+    set_merge_factor(model, 0.0)
+    torch.testing.assert_close(model(IDS).logits, original)
+    half = merged_model(model, 0.5)  # a copy of a model already set to φ = 0
+    torch.testing.assert_close(half.get_input_embeddings().weight, w0 + 0.25)
+    torch.testing.assert_close(half.get_output_embeddings().weight,
+                               base.get_output_embeddings().weight + 0.25)  # fmt: skip
+    full = merged_model(model, 1.0)
+    torch.testing.assert_close(full.get_input_embeddings().weight, w0 + 0.5)

@@ -105,3 +105,66 @@ def test_the_learning_rate_warms_up_then_decays_by_a_cosine():
     assert rates[55] == pytest.approx(1e-4 + 0.9e-3 * 0.5)  # half way: the cosine's middle
     constant = TrainConfig(steps=50, learning_rate=1e-3, schedule="constant")
     assert {learning_rate(constant, s) for s in range(50)} == {1e-3}
+
+
+def _one_step(new_tokenizer, ru_lines, **fields):
+    cfg = TrainConfig(steps=1, batch_size=4, seq_len=32, learning_rate=1e-2, **fields)
+    model, result = train(tiny_model(len(new_tokenizer), tied=False), new_tokenizer,
+                          ru_lines[:200], cfg)  # fmt: skip
+    return model, result
+
+
+def test_gradient_accumulation_takes_the_same_step_as_one_batch(new_tokenizer, ru_lines):
+    whole, whole_result = _one_step(new_tokenizer, ru_lines)
+    split, split_result = _one_step(new_tokenizer, ru_lines, grad_accum=4)
+    assert split_result.losses[0] == pytest.approx(whole_result.losses[0], rel=1e-5)
+    assert split_result.tokens == whole_result.tokens == 4 * 32
+    for key, value in whole.state_dict().items():
+        torch.testing.assert_close(split.state_dict()[key], value, atol=1e-6, rtol=1e-5)
+    untouched = tiny_model(len(new_tokenizer), tied=False).state_dict()["lm_head.weight"]
+    assert not torch.allclose(split.state_dict()["lm_head.weight"], untouched)
+    with pytest.raises(ValueError, match="grad_accum must be >= 1 and divide batch_size"):
+        TrainConfig(batch_size=4, grad_accum=3)
+
+
+def test_gradient_checkpointing_changes_memory_not_the_step(new_tokenizer, ru_lines):
+    plain, _ = _one_step(new_tokenizer, ru_lines, mode="lora", lora_r=4)
+    model = tiny_model(len(new_tokenizer), tied=False)
+    during = []
+    cfg = TrainConfig(steps=1, batch_size=4, seq_len=32, learning_rate=1e-2, mode="lora",
+                      lora_r=4, gradient_checkpointing=True)  # fmt: skip
+    checked, _ = train(model, new_tokenizer, ru_lines[:200], cfg,
+                       on_step=lambda *a: during.append(model.is_activation_checkpointing))  # fmt: skip
+    assert during == [True]
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(checked.state_dict()[key], value, atol=1e-6, rtol=1e-5)
+    inner = checked.get_base_model()
+    assert not inner.is_activation_checkpointing and inner.config.use_cache
+
+
+def test_bf16_autocast_trains_close_to_fp32_with_fp32_weights(new_tokenizer, ru_lines):
+    full, full_result = _one_step(new_tokenizer, ru_lines)
+    half, half_result = _one_step(new_tokenizer, ru_lines, precision="bf16")
+    assert half_result.losses[0] == pytest.approx(full_result.losses[0], rel=0.02)
+    assert half_result.losses[0] != full_result.losses[0]  # bf16 really ran
+    assert {p.dtype for p in half.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_lora_can_train_embeddings_and_head_in_full(tied, new_tokenizer, ru_lines):
+    model = tiny_model(len(new_tokenizer), tied=tied)
+    original = model.get_input_embeddings().weight.detach().clone()
+    cfg = TrainConfig(mode="lora", steps=2, batch_size=2, seq_len=32, lora_r=4,
+                      learning_rate=1e-2, lora_embeddings=True)  # fmt: skip
+    peft_model, _ = train(model, new_tokenizer, ru_lines[:200], cfg)
+    names = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert any("lora_" in n for n in names)
+    assert any("embed_tokens.modules_to_save" in n for n in names)
+    live = peft_model.get_input_embeddings()
+    assert not torch.allclose(live.weight, original)  # trained in full
+    assert torch.equal(live.original_module.weight, original)  # the frozen W0 is kept
+    head = peft_model.get_output_embeddings()
+    if tied:
+        assert head.weight is live.weight
+    else:
+        assert "lm_head.modules_to_save" in " ".join(names)
