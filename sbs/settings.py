@@ -74,6 +74,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the WSGI app: compressed variants, caching headers, no
+    # Django view per file; the demo and a plain gunicorn deployment need nothing else.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "sbs.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -155,6 +158,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [assets.STATIC]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# whitenoise serves the app's static folders as they are (no collectstatic needed) and, after
+# `manage.py collectstatic`, STATIC_ROOT with its compressed copies.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = VAR_DIR / "uploads"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""Serve the site the way the demo does: gunicorn, several processes, static files included."""
+"""Serve the site the way the demo does: gunicorn, several processes (static files by whitenoise)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 def gunicorn_argv(addrport: str, workers: int, threads: int) -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn", "sbs.demo_wsgi:application",
+        sys.executable, "-m", "gunicorn", "sbs.wsgi:application",
         "--bind", addrport, "--workers", str(workers), "--threads", str(threads),
         "--worker-class", "gthread", "--access-logfile", "-", "--log-level", "warning",
         # Longer than a browser's pause between pages: with gunicorn's 2 s default a
