@@ -249,13 +249,19 @@ CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
 
-# A cache shared by all web processes (login throttling counts failures in it).
+# A cache shared by all web processes (login throttling counts failures in it). With one,
+# sessions are read from it (written through to the database): a page costs no session query.
+# Without one, each process would keep its own copy and a logout in one process would not
+# reach the others, so sessions stay in the database alone.
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
     }
 # Behind N reverse proxies, the client address is the N-th from the right of X-Forwarded-For.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# The session's user comes with its role in one query (sbs.accounts.backends).
+AUTHENTICATION_BACKENDS = ["sbs.accounts.backends.RoleAwareBackend"]
 LOGIN_THROTTLE_PROXY_HOPS = env_int("LOGIN_THROTTLE_PROXY_HOPS", 0)
 
 # Invites (sbs.accounts.services): an invite link works for this many days after it was

@@ -23,14 +23,21 @@ class AuthedRequest(HttpRequest):
 
 
 def is_researcher(user: User | AnonymousUser) -> bool:
+    """A superuser or a member of the researchers group. A user loaded by the session
+    (:class:`sbs.accounts.backends.RoleAwareBackend`) carries the answer already."""
     if not user.is_authenticated:
         return False
+    known = getattr(user, "in_researchers", None)
+    if known is not None:
+        return bool(user.is_superuser or known)
     return bool(user.is_superuser or user.groups.filter(name=RESEARCHERS_GROUP).exists())
 
 
 def make_researcher(user: User) -> None:
     group, _ = Group.objects.get_or_create(name=RESEARCHERS_GROUP)
     user.groups.add(group)
+    if hasattr(user, "in_researchers"):
+        user.in_researchers = True
 
 
 def friendly_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -90,7 +91,7 @@ def invite_accept(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             form.add_error("new_password2", exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
             messages.success(
                 request,
                 _("Your password is set. Your user name is %(name)s: you log in with it.")

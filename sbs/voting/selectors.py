@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Q
+from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from sbs.studies.models import Answer, Assignment, Pair, Study
 from sbs.voting.models import Choice
@@ -37,15 +37,33 @@ def annotator_studies(user: User) -> list[StudyProgress]:
     return [StudyProgress(study=s, done=s.done, total=s.total) for s in rows]
 
 
+def _with_texts(assignments: QuerySet[Assignment], study: Study) -> QuerySet[Assignment]:
+    """Each assignment with its question and its two answers' texts (``left_text``,
+    ``right_text``) in the same query: the right side is the study's other model."""
+    other = Case(
+        When(left_model_id=study.model_a_id, then=Value(study.model_b_id)),
+        default=Value(study.model_a_id),
+    )
+    answers = Answer.objects.filter(
+        run__study=study, question=OuterRef("pair__question_id"), excluded=False
+    )
+    return (
+        assignments.select_related("pair__question")
+        .annotate(right_model=other)
+        .annotate(
+            left_text=Subquery(answers.filter(run__model=OuterRef("left_model_id")).values("text")[:1]),
+            right_text=Subquery(answers.filter(run__model=OuterRef("right_model")).values("text")[:1]),
+        )
+    )  # fmt: skip
+
+
 def next_assignment(user: User, study: Study) -> Assignment | None:
     """The first unvoted assignment in the annotator's own order: resuming is automatic.
-    Pairs held for review or withdrawn are skipped."""
-    return (
-        Assignment.objects.filter(_SHOWN, pair__study=study, annotator=user, vote__isnull=True)
-        .select_related("pair__question")
-        .order_by("order")
-        .first()
-    )
+    Pairs held for review or withdrawn are skipped. Its answers come in the same query."""
+    mine = Assignment.objects.filter(
+        _SHOWN, pair__study=study, annotator=user, vote__isnull=True
+    ).order_by("order")
+    return _with_texts(mine, study).first()
 
 
 class Progress(NamedTuple):
@@ -61,13 +79,29 @@ class Progress(NamedTuple):
 def progress(user: User, study: Study) -> Progress:
     """Votes cast, assignments, assignments held for review, and every assignment (withdrawn
     ones too) of this annotator in this study, in one query."""
-    counts = Assignment.objects.filter(pair__study=study, annotator=user).aggregate(
-        done=Count("vote", filter=_NOT_WITHDRAWN),
-        total=Count("pk", filter=_NOT_WITHDRAWN),
-        held=Count("pk", filter=Q(pair__status=Pair.Status.HELD, vote__isnull=True)),
-        assigned=Count("pk"),
+    found = study_with_progress(user, study.pk)
+    return found[1] if found is not None else Progress(0, 0, 0, 0)
+
+
+def study_with_progress(user: User, study_id: int) -> tuple[Study, Progress] | None:
+    """The study and the annotator's :class:`Progress` in it (the vote page reads both in
+    one query); None when there is no such study."""
+    mine = Q(pairs__assignments__annotator=user)
+    shown = mine & ~Q(pairs__status=Pair.Status.WITHDRAWN)
+    held = mine & Q(pairs__status=Pair.Status.HELD, pairs__assignments__vote__isnull=True)
+    study = (
+        Study.objects.filter(pk=study_id)
+        .annotate(
+            done=Count("pairs__assignments__vote", filter=shown),
+            total=Count("pairs__assignments", filter=shown),
+            held=Count("pairs__assignments", filter=held),
+            assigned=Count("pairs__assignments", filter=mine),
+        )
+        .first()
     )
-    return Progress(counts["done"], counts["total"], counts["held"], counts["assigned"])
+    if study is None:
+        return None
+    return study, Progress(study.done, study.total, study.held, study.assigned)
 
 
 @dataclass(frozen=True)
@@ -81,17 +115,15 @@ class Screen:
 
 
 def screen_for(assignment: Assignment, study: Study) -> Screen:
-    other = study.model_b_id if assignment.left_model_id == study.model_a_id else study.model_a_id
-    texts = dict(
-        Answer.objects.filter(
-            run__study=study, question=assignment.pair.question_id, excluded=False
-        ).values_list("run__model_id", "text")
-    )
+    """The screen of an assignment read by :func:`next_assignment` or :func:`own_assignment`
+    (texts already fetched), or of any other one (one more query)."""
+    if not hasattr(assignment, "left_text"):
+        assignment = _with_texts(Assignment.objects.filter(pk=assignment.pk), study).get()
     return Screen(
         assignment_id=assignment.pk,
         question=assignment.pair.question.text,
-        left_text=texts.get(assignment.left_model_id, ""),
-        right_text=texts.get(other, ""),
+        left_text=getattr(assignment, "left_text", None) or "",
+        right_text=getattr(assignment, "right_text", None) or "",
     )
 
 
@@ -132,8 +164,5 @@ def my_votes(user: User, study: Study) -> list[PastVote]:
 
 def own_assignment(user: User, study: Study, assignment_id: int) -> Assignment | None:
     """One of the annotator's own assignments on a pair that is shown (with its vote)."""
-    return (
-        Assignment.objects.filter(_SHOWN, pk=assignment_id, pair__study=study, annotator=user)
-        .select_related("pair__question", "vote")
-        .first()
-    )
+    mine = Assignment.objects.filter(_SHOWN, pk=assignment_id, pair__study=study, annotator=user)
+    return _with_texts(mine.select_related("vote"), study).first()

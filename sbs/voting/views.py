@@ -62,35 +62,39 @@ def guidelines(request: AuthedRequest) -> HttpResponse:
 
 @annotator_required
 def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
+    if request.method != "POST":
+        return _vote_page(request, study_id)
     study = get_object_or_404(Study, pk=study_id)
-    if request.method == "POST":
-        if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
-            raise Http404
-        form = VoteForm(request.POST)
-        if form.is_valid():
-            d = form.cleaned_data
-            try:
-                seconds = _seconds_on_page(d["shown"], d["assignment"])
-                vote_record(
-                    annotator=request.user,
-                    assignment_id=d["assignment"],
-                    choice=d["choice"],
-                    seconds_on_page=seconds,
-                    comment=d["comment"],
-                )
-            except AlreadyJudged as exc:  # a second tab or an old page: offer the change
-                messages.warning(request, str(exc))
-                return redirect(
-                    "voting:vote_change", study_id=study.pk, assignment_id=exc.assignment_id
-                )
-            except VoteError as exc:
-                messages.error(request, str(exc))
-            return redirect("voting:vote", study_id=study.pk)
+    if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
+        raise Http404
+    form = VoteForm(request.POST)
+    if not form.is_valid():
         messages.error(request, _("Choose one of the four answers."))
         return redirect("voting:vote", study_id=study.pk)
-    done, total, held, assigned = selectors.progress(request.user, study)
-    if not assigned:  # not their study (one query with the counts)
+    d = form.cleaned_data
+    try:
+        seconds = _seconds_on_page(d["shown"], d["assignment"])
+        vote_record(
+            annotator=request.user,
+            assignment_id=d["assignment"],
+            choice=d["choice"],
+            seconds_on_page=seconds,
+            comment=d["comment"],
+        )
+    except AlreadyJudged as exc:  # a second tab or an old page: offer the change
+        messages.warning(request, str(exc))
+        return redirect("voting:vote_change", study_id=study.pk, assignment_id=exc.assignment_id)
+    except VoteError as exc:
+        messages.error(request, str(exc))
+    return redirect("voting:vote", study_id=study.pk)
+
+
+def _vote_page(request: AuthedRequest, study_id: int) -> HttpResponse:
+    """The next pair: the study with the progress counts, then the pair with its answers."""
+    found = selectors.study_with_progress(request.user, study_id)
+    if found is None or not found[1].assigned:  # no such study, or not theirs
         raise Http404
+    study, (done, total, held, _assigned) = found
     assignment = (
         selectors.next_assignment(request.user, study)
         if study.status == Study.Status.OPEN
