@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from django.db.models import Count, Max, QuerySet
 
+from adaptation.repetition import mean_distinct_share
 from sbs.analysis.stats.frame import COLUMNS, vote_frame
 from sbs.studies.models import Answer, GenerationRun, Study
 from sbs.voting.models import Vote
@@ -85,6 +86,8 @@ class SpeedRow:
     median_chars_per_second: float
     median_chars: float
     eos_share: float
+    # loops: the mean share of distinct word 3-grams in an answer (1 = no repetition)
+    distinct_3gram_share: float | None = None
     # the controlled measure: the fixed reference text, timed in the generation's process
     reference_chars: int | None = None
     reference_tokens: int | None = None
@@ -93,7 +96,8 @@ class SpeedRow:
 
 
 def speed_rows(study: Study) -> list[SpeedRow]:
-    """Per model: medians over its answers of tokens, tokens/s and characters/s."""
+    """Per model: medians over its answers of tokens, tokens/s and characters/s, and how
+    much its answers repeat themselves (:func:`adaptation.repetition.mean_distinct_share`)."""
     out = []
     for model in (study.model_a, study.model_b):
         answers = list(
@@ -114,6 +118,7 @@ def speed_rows(study: Study) -> list[SpeedRow]:
                 median_chars_per_second=statistics.median(a.chars_per_second for a in answers),
                 median_chars=statistics.median(len(a.text) for a in answers),
                 eos_share=sum(a.stop_reason == "eos" for a in answers) / len(answers),
+                distinct_3gram_share=mean_distinct_share(a.text for a in answers),
                 reference_chars=reference.get("chars"),
                 reference_tokens=reference.get("tokens"),
                 reference_forced_s_per_1000_chars=reference.get("forced_s_per_1000_chars"),
