@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "sbs.studies",
     "sbs.voting",
     "sbs.analysis",
+    "sbs.api",
 ]
 
 MIDDLEWARE = [
@@ -258,10 +259,10 @@ if CACHE_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
     }
-# Behind N reverse proxies, the client address is the N-th from the right of X-Forwarded-For.
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # The session's user comes with its role in one query (sbs.accounts.backends).
 AUTHENTICATION_BACKENDS = ["sbs.accounts.backends.RoleAwareBackend"]
+# Behind N reverse proxies, the client address is the N-th from the right of X-Forwarded-For.
 LOGIN_THROTTLE_PROXY_HOPS = env_int("LOGIN_THROTTLE_PROXY_HOPS", 0)
 
 # Invites (sbs.accounts.services): an invite link works for this many days after it was

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from sbs.accounts import views as account_views
+from sbs.api.api import urls as api_urls
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -17,5 +18,7 @@ urlpatterns = [
     path("studies/questions/", include("sbs.questions.urls")),
     path("studies/", include("sbs.studies.urls")),
     path("annotate/", include("sbs.voting.urls")),
+    path("api/", api_urls()),
+    path("account/api-tokens/", include("sbs.api.urls")),
     path("admin/", admin.site.urls),
 ]

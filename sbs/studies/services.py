@@ -121,6 +121,28 @@ def study_create(
     )
 
 
+def study_create_from_form(*, owner: User, data: dict[str, Any]) -> Study:
+    """A study from the cleaned data of the page's form
+    (:class:`sbs.studies.forms.StudyCreateForm`), as the studies page creates it."""
+    return study_create(
+        owner=owner,
+        name=data["name"],
+        question_set=data["question_set"],
+        model_a=data["model_a"],
+        model_b=data["model_b"],
+        generation={
+            "max_new_tokens": data["max_new_tokens"],
+            "min_new_tokens": data["min_new_tokens"] or 0,
+            "temperature": data["temperature"],
+            "use_chat_template": data["use_chat_template"],
+            "batch_size": data["batch_size"],
+        },
+        seed=data["seed"],
+        judgments_per_pair=data["judgments_per_pair"],
+        repeat_share=data["repeat_share"],
+    )
+
+
 def study_add_annotators(*, study: Study, users: Iterable[User]) -> int:
     """Add annotators; once the study is open their assignments are planned at once."""
     users = [u for u in users if not study.annotators.filter(pk=u.pk).exists()]

@@ -56,23 +56,7 @@ def study_list(request: AuthedRequest) -> HttpResponse:
         d = form.cleaned_data
 
         def create() -> str:
-            study = services.study_create(
-                owner=request.user,
-                name=d["name"],
-                question_set=d["question_set"],
-                model_a=d["model_a"],
-                model_b=d["model_b"],
-                generation={
-                    "max_new_tokens": d["max_new_tokens"],
-                    "min_new_tokens": d["min_new_tokens"] or 0,
-                    "temperature": d["temperature"],
-                    "use_chat_template": d["use_chat_template"],
-                    "batch_size": d["batch_size"],
-                },
-                seed=d["seed"],
-                judgments_per_pair=d["judgments_per_pair"],
-                repeat_share=d["repeat_share"],
-            )
+            study = services.study_create_from_form(owner=request.user, data=d)
             return reverse("studies:detail", args=[study.pk])
 
         try:

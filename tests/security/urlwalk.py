@@ -16,8 +16,10 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 # Not ours to test here: Django's admin has its own permission system, and i18n/ is
-# Django's language switch (it takes no ids).
+# Django's language switch (it takes no ids). The HTTP API (api/) answers bearer tokens, not
+# sessions: :func:`api_endpoints` walks it for the API's own access matrix.
 SKIPPED_PREFIXES = ("admin/", "i18n/")
+API_PREFIX = "api/"
 
 _PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 
@@ -34,11 +36,22 @@ class Endpoint:
 
     @property
     def audience(self) -> str:
-        """Who may use it: "researcher" (the owner), "annotator" (one in the study), or
-        "public" (no login: login, logout, the invite page and its old link form, home)."""
+        """Who may use it: "researcher" (the owner), "annotator" (one in the study; also any
+        account's own pages, such as its API tokens), or "public" (no login: login, logout,
+        the invite page and its old link form, home).
+
+        API routes: "api-researcher" (a researcher's token; the study's owner),
+        "api-annotator" (any account's token; one in the study), "api-public" (no token:
+        the schema, and the API's root, a 404)."""
+        if self.route.startswith(API_PREFIX):
+            if self.name in ("api:openapi-json", "api:api-root"):
+                return "api-public"
+            if self.route.startswith(f"{API_PREFIX}annotate/") or self.name == "api:me":
+                return "api-annotator"
+            return "api-researcher"
         if self.name.startswith(("studies:", "catalog:", "questions:")):
             return "researcher"
-        if self.name.startswith("voting:"):
+        if self.name.startswith(("voting:", "api_tokens:")):
             return "annotator"
         if self.name in {"home", "login", "logout", "invite", "invite_old_link"}:
             return "public"
@@ -64,9 +77,16 @@ def _walk(patterns: list[Any], prefix: str, namespace: str) -> list[Endpoint]:
 
 
 def endpoints() -> list[Endpoint]:
-    """Every URL pattern outside the skipped prefixes."""
+    """Every URL pattern of the pages: outside the skipped prefixes and the API."""
     everything = _walk(get_resolver().url_patterns, "", "")
-    return [e for e in everything if not e.route.startswith(SKIPPED_PREFIXES)]
+    return [e for e in everything if not e.route.startswith((*SKIPPED_PREFIXES, API_PREFIX))]
+
+
+def api_endpoints() -> list[Endpoint]:
+    """Every URL pattern of the HTTP API (one per operation: a route that answers GET and
+    POST is listed twice, under each operation's name)."""
+    everything = _walk(get_resolver().url_patterns, "", "")
+    return [e for e in everything if e.route.startswith(API_PREFIX)]
 
 
 def fill(endpoint: Endpoint, *, study: Any) -> dict[str, Any]:
@@ -99,13 +119,24 @@ def _value(endpoint: Endpoint, name: str, study: Any) -> Any:
 
         bench = Benchmark.objects.first() or Benchmark.objects.create(name="b", sha256="0" * 64)
         return bench.pk
-    if name == "model_pk":
+    if name in ("model_pk", "model_id"):
         return study.model_a.pk
+    if name == "question_set_id":
+        return study.question_set.pk
+    if name == "user_id":  # an annotator of the study: to remove, or to re-invite
+        return study.annotators.order_by("pk").last().pk
+    if url_name == "api_tokens:revoke" and name == "pk":  # a token of the first annotator
+        from sbs.api.models import ApiToken
+        from sbs.api.services import token_create
+
+        first = study.annotators.order_by("pk").first()
+        token = ApiToken.objects.filter(user=first).first()
+        return (token or token_create(user=first, name="walk")[0]).pk
     if name == "study_pk":
         return study.pk
     if url_name == "studies:action" and name == "action":
         return "close"
-    if url_name == "studies:export" and name == "fmt":
+    if url_name in ("studies:export", "api:export_download") and name == "fmt":
         return "csv"
     if name == "assignment_id":  # a pair of the study's first annotator
         from sbs.studies.models import Assignment
