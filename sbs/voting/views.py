@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from django import forms
 from django.contrib import messages
-from django.core import signing
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -17,8 +14,7 @@ from sbs.studies.models import Assignment, Study
 from sbs.voting import selectors
 from sbs.voting.models import Choice
 from sbs.voting.services import AlreadyJudged, VoteError, vote_record
-
-_SHOWN_SALT = "sbs.voting.shown"
+from sbs.voting.shown import seconds_on_page, shown_token
 
 
 class VoteForm(forms.Form):
@@ -31,21 +27,6 @@ class VoteForm(forms.Form):
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
-
-
-def _shown_token(assignment_id: int) -> str:
-    """A signed (assignment, time shown) stamp: the server measures time on the page."""
-    return signing.dumps([assignment_id, time.time()], salt=_SHOWN_SALT)
-
-
-def _seconds_on_page(token: str, assignment_id: int) -> float:
-    try:
-        shown_id, shown_at = signing.loads(token, salt=_SHOWN_SALT, max_age=7 * 24 * 3600)
-    except signing.BadSignature:
-        raise VoteError(_("The page expired; please vote again.")) from None
-    if shown_id != assignment_id:
-        raise VoteError(_("The page does not match this pair."))
-    return max(0.0, time.time() - float(shown_at))
 
 
 @annotator_required
@@ -73,7 +54,7 @@ def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
         return redirect("voting:vote", study_id=study.pk)
     d = form.cleaned_data
     try:
-        seconds = _seconds_on_page(d["shown"], d["assignment"])
+        seconds = seconds_on_page(d["shown"], d["assignment"])
         vote_record(
             annotator=request.user,
             assignment_id=d["assignment"],
@@ -112,7 +93,7 @@ def _vote_page(request: AuthedRequest, study_id: int) -> HttpResponse:
         screen = selectors.screen_for(assignment, study)
         context["screen"] = screen
         context["form"] = VoteForm(
-            initial={"assignment": assignment.pk, "shown": _shown_token(assignment.pk)}
+            initial={"assignment": assignment.pk, "shown": shown_token(assignment.pk)}
         )
         context["position"] = done + 1
     return render(request, "voting/vote.html", context)
@@ -151,7 +132,7 @@ def vote_change(request: AuthedRequest, study_id: int, assignment_id: int) -> Ht
                     annotator=request.user,
                     assignment_id=assignment.pk,
                     choice=d["choice"],
-                    seconds_on_page=_seconds_on_page(d["shown"], assignment.pk),
+                    seconds_on_page=seconds_on_page(d["shown"], assignment.pk),
                     comment=d["comment"],
                     change=True,
                 )
@@ -176,7 +157,7 @@ def vote_change(request: AuthedRequest, study_id: int, assignment_id: int) -> Ht
             "form": VoteForm(
                 initial={
                     "assignment": assignment.pk,
-                    "shown": _shown_token(assignment.pk),
+                    "shown": shown_token(assignment.pk),
                     "comment": vote.comment,
                 }
             ),

@@ -32,7 +32,7 @@ from sbs.api.schemas import (
 from sbs.studies.models import Assignment, Study
 from sbs.voting import selectors as voting_selectors
 from sbs.voting.services import VoteOutcome, vote_record
-from sbs.voting.views import _seconds_on_page, _shown_token
+from sbs.voting.shown import seconds_on_page, shown_token
 
 router = Router(tags=["annotation"], auth=AccountToken())
 
@@ -80,7 +80,7 @@ def annotate_next(request: HttpRequest, study_id: int) -> dict[str, Any]:
             "question": screen.question,
             "left": screen.left_text,
             "right": screen.right_text,
-            "shown": _shown_token(assignment.pk),
+            "shown": shown_token(assignment.pk),
         }
     return {
         "study": study.pk,
@@ -113,7 +113,7 @@ def annotate_vote(request: HttpRequest, study_id: int, body: VoteIn) -> Status[d
         annotator=user,
         assignment_id=body.assignment,
         choice=body.choice,
-        seconds_on_page=_seconds_on_page(body.shown, body.assignment),
+        seconds_on_page=seconds_on_page(body.shown, body.assignment),
         comment=body.comment,
     )
     return Status(201 if outcome.created else 200, _vote_out(body.assignment, outcome))
@@ -166,7 +166,7 @@ def annotate_vote_detail(request: HttpRequest, study_id: int, assignment_id: int
         "choice": assignment.vote.choice,
         "comment": assignment.vote.comment,
         "can_change": study.status == Study.Status.OPEN,
-        "shown": _shown_token(assignment.pk),
+        "shown": shown_token(assignment.pk),
     }
 
 
@@ -186,7 +186,7 @@ def annotate_vote_change(
         annotator=user,
         assignment_id=assignment.pk,
         choice=body.choice,
-        seconds_on_page=_seconds_on_page(body.shown, assignment.pk),
+        seconds_on_page=seconds_on_page(body.shown, assignment.pk),
         comment=body.comment,
         change=True,
     )
