@@ -57,7 +57,7 @@ def test_vote_stores_time_measured_by_the_server(client, setup, monkeypatch):
     client.force_login(ann1)
     _, form = _vote_form(client, study)
     real = time_module.time
-    monkeypatch.setattr("sbs.voting.views.time.time", lambda: real() + 42.0)
+    monkeypatch.setattr("sbs.voting.shown.time.time", lambda: real() + 42.0)
     client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "left"})
     vote = Vote.objects.get(assignment_id=form["assignment"])
     assert 41.0 <= vote.seconds_on_page <= 60.0
