@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import User
 from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 
-from sbs.studies.models import Answer, Assignment, Pair, Study
+from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
 from sbs.voting.models import Choice
 
 # Pairs whose answers are under review (held) or excluded (withdrawn) are not shown.
@@ -125,6 +125,51 @@ def screen_for(assignment: Assignment, study: Study) -> Screen:
         left_text=getattr(assignment, "left_text", None) or "",
         right_text=getattr(assignment, "right_text", None) or "",
     )
+
+
+def _vote_screen_sql() -> str:
+    """One statement: the annotator's next shown, unvoted assignment in their order, with its
+    question and both answers (the right one is the study's other model). Written out once,
+    because the ORM spends more time composing it than the database spends running it."""
+    from django.db import connection
+
+    from sbs.questions.models import Question
+    from sbs.voting.models import Vote
+
+    def table(model: Any) -> str:
+        return str(connection.ops.quote_name(model._meta.db_table))
+
+    answer = (
+        f"SELECT an.text FROM {table(Answer)} an JOIN {table(GenerationRun)} r ON an.run_id = r.id"
+        " WHERE r.study_id = %s AND an.question_id = p.question_id AND NOT an.excluded"
+        " AND r.model_id = {model} ORDER BY an.id LIMIT 1"
+    )
+    order = connection.ops.quote_name("order")
+    return (
+        f"SELECT a.id, q.text, ({answer.format(model='a.left_model_id')}),"
+        f" ({answer.format(model='CASE WHEN a.left_model_id = %s THEN %s ELSE %s END')})"
+        f" FROM {table(Assignment)} a JOIN {table(Pair)} p ON a.pair_id = p.id"
+        f" JOIN {table(Question)} q ON p.question_id = q.id"
+        f" LEFT JOIN {table(Vote)} v ON v.assignment_id = a.id"
+        f" WHERE p.study_id = %s AND a.annotator_id = %s AND p.status = %s AND v.id IS NULL"
+        f" ORDER BY a.{order} LIMIT 1"
+    )
+
+
+def vote_screen(user: User, study: Study) -> Screen | None:
+    """The vote page's next pair in one query: :func:`screen_for` of
+    :func:`next_assignment`, or None when nothing is left to judge."""
+    from django.db import connection
+
+    params: list[int | str] = [study.pk, study.pk, study.model_a_id, study.model_b_id,
+                               study.model_a_id, study.pk, user.pk, str(Pair.Status.SHOWN)]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_vote_screen_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Screen(assignment_id=row[0], question=row[1], left_text=row[2] or "",
+                  right_text=row[3] or "")  # fmt: skip
 
 
 @dataclass(frozen=True)

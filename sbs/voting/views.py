@@ -76,10 +76,8 @@ def _vote_page(request: AuthedRequest, study_id: int) -> HttpResponse:
     if found is None or not found[1].assigned:  # no such study, or not theirs
         raise Http404
     study, (done, total, held, _assigned) = found
-    assignment = (
-        selectors.next_assignment(request.user, study)
-        if study.status == Study.Status.OPEN
-        else None
+    screen = (
+        selectors.vote_screen(request.user, study) if study.status == Study.Status.OPEN else None
     )
     context: dict[str, object] = {
         "study_id": study.pk,
@@ -89,11 +87,10 @@ def _vote_page(request: AuthedRequest, study_id: int) -> HttpResponse:
         "held": held,
         "status": study.status,
     }
-    if assignment is not None:
-        screen = selectors.screen_for(assignment, study)
+    if screen is not None:
         context["screen"] = screen
         context["form"] = VoteForm(
-            initial={"assignment": assignment.pk, "shown": shown_token(assignment.pk)}
+            initial={"assignment": screen.assignment_id, "shown": shown_token(screen.assignment_id)}
         )
         context["position"] = done + 1
     return render(request, "voting/vote.html", context)

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from sbs.studies.models import Assignment, Study
+from sbs.studies.models import Answer, Assignment, Study
 from sbs.voting.models import Vote, VoteRevision
 from tests import factories
 from tests.htmlcheck import script_problems
@@ -230,3 +230,35 @@ def test_the_vote_page_and_a_vote_cost_a_fixed_handful_of_queries(
         counts.append((len(get.captured_queries), len(writes)))
     assert counts == [expected] * 3, counts
     assert Vote.objects.filter(assignment__annotator=ann).count() == 3
+
+
+@pytest.mark.django_db
+def test_the_vote_pages_one_query_screen_is_the_orm_screen_in_every_state(two_models):
+    """selectors.vote_screen (written-out SQL) against screen_for(next_assignment(...)) (the
+    ORM) as votes come in, with a pair held for review and an answer excluded on the way."""
+    from sbs.studies.models import Pair
+    from sbs.voting import selectors
+    from sbs.voting.services import vote_record
+
+    ann = factories.annotator("compared")
+    study = factories.open_study_with_answers(factories.researcher(), two_models, [ann], n=6)
+    Answer.objects.filter(run__model=study.model_b).update(text="ответ модели Б")
+    seen = []
+    for step in range(8):
+        if step == 2:
+            first = Pair.objects.filter(study=study).order_by("pk").first()
+            Pair.objects.filter(pk=first.pk).update(status=Pair.Status.HELD)
+        if step == 3:
+            last = Pair.objects.filter(study=study).order_by("-pk").first()
+            Answer.objects.filter(run__study=study, question=last.question_id,
+                                  run__model=study.model_a).update(excluded=True)  # fmt: skip
+        expected = selectors.next_assignment(ann, study)
+        got = selectors.vote_screen(ann, study)
+        assert got == (None if expected is None else selectors.screen_for(expected, study))
+        if got is None:
+            break
+        seen.append((got.left_text, got.right_text))
+        vote_record(annotator=ann, assignment_id=got.assignment_id, choice="left",
+                    seconds_on_page=1.0, comment="")  # fmt: skip
+    assert got is None and len(seen) >= 4
+    assert {("ответ модели Б" in left) + ("ответ модели Б" in right) for left, right in seen} == {1}
