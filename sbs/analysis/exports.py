@@ -48,6 +48,7 @@ from sbs.analysis import selectors
 from sbs.analysis.figures import report_figures
 from sbs.analysis.sections import META_KEYS, SECTIONS
 from sbs.analysis.stats._plain import plain
+from sbs.analysis.stats.verdict import DEFAULT_INTERVAL, INTERVAL_METHODS
 from sbs.studies.models import Study
 
 if TYPE_CHECKING:
@@ -122,8 +123,8 @@ def export_manifest(
         "analysis": {
             "seed": seed,
             "bootstrap_rounds": rounds,
-            "bootstrap": "two-way clustered (question x annotator) percentile bootstrap; "
-            "Bradley-Terry: multinomial resampling of vote cells",
+            "interval": INTERVAL_METHODS[DEFAULT_INTERVAL],
+            "bootstrap": "Bradley-Terry: resampling of vote cells",
         },
     }
     if policy is not None:

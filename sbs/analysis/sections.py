@@ -61,8 +61,8 @@ from sbs.analysis.stats.verdict import Verdict, verdict
 
 # Bump when what a section computes changes without its key (e.g. a new correction);
 # adding, removing or reordering sections changes the schema hash by itself.
-SCHEMA_VERSION = 3  # 2: BH-adjusted annotator tests and flags; every number finite or None
-# 3: the speed rows' distinct 3-gram share
+SCHEMA_VERSION = 4  # 2: BH-adjusted annotator tests and flags; every number finite or None
+# 3: the speed rows' distinct 3-gram share; 4: the verdict's interval is two-way cluster-robust
 FORGETTING_ROUNDS = 2000  # paired bootstrap of the benchmark drops (not tied to the votes)
 LEVEL = 0.95
 ALPHA = 0.05

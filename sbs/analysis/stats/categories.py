@@ -67,7 +67,8 @@ def category_verdicts(
 ) -> CategoryReport:
     """Per-category verdict of ``adapted`` vs ``original`` with Holm-corrected sign tests.
 
-    ``rounds > 0`` adds the two-way bootstrap per category (same seed for each).
+    ``rounds > 0`` adds the win rates' intervals per category (the verdict's method:
+    two-way cluster-robust by question and annotator; same seed for each).
     Categories without decisive votes have no p-value and do not count in the Holm family.
     Repeat votes are left out unless ``include_repeats``.
     """

@@ -1,4 +1,4 @@
-"""Two-model verdict: counts, win rates, Wilson interval, sign test, two-way bootstrap.
+"""Two-model verdict: counts, win rates, Wilson interval, sign test, two-way clustered interval.
 
 Win-rate policy
 ---------------
@@ -11,9 +11,26 @@ every win-rate denominator. Two win rates are reported:
 
 The Wilson interval and the exact sign test are on the decisive votes (W of W + L);
 ``wilson_ties_half`` applies the Wilson formula to the fractional count W + T/2 of
-W + L + T (an approximation, reported for display). The bootstrap resamples questions
-and annotators at once (Owen's pigeonhole / two-way bootstrap) and gives percentile
-intervals for both win rates.
+W + L + T (an approximation, reported for display).
+
+Clustered interval
+------------------
+Votes share questions and annotators, so they are not independent. The reported interval
+(``cgm_logit``, the default of :func:`bootstrap_win_rate`) uses the two-way cluster-robust
+variance of Cameron, Gelbach & Miller (2011) of the ratio r = Σ num / Σ den, from the
+influence values z_v = (num_v − r·den_v) / Σ den summed per question (Z_q), per annotator
+(Z_a) and per (question, annotator) cell (Z_c):
+
+    V = c_Q·Σ Z_q² + c_A·Σ Z_a² − c_C·Σ Z_c²,   c_G = G / (G − 1),
+
+floored at the larger one-way term (:class:`TwoWayVariance`); the interval is
+logit(r) ± t_df · sqrt(V) / (r(1 − r)) mapped back, with Satterthwaite degrees of freedom
+(:attr:`TwoWayVariance.df`). It was chosen by simulation (``bench/bench_coverage.py``, 78
+questions x 15 annotators): 94.7-95.5 % coverage of a nominal 95 % in every scenario.
+Owen's pigeonhole bootstrap (``pigeonhole``: questions and annotators resampled at once,
+percentile interval; Owen 2007), printed before, counts the vote-level residual about three
+times: it covered 96-99 % and was 13-23 % wider (5 % narrower only when annotators dominate).
+``cgm_rescaled`` keeps the pigeonhole percentile shape, rescaled to V and the t quantile.
 """
 
 from __future__ import annotations
@@ -25,7 +42,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.stats import binom, binomtest
+from scipy.stats import binom, binomtest, norm
+from scipy.stats import t as student_t
 from statsmodels.stats.proportion import proportion_confint
 
 from sbs.analysis.stats._plain import opt_float, plain
@@ -91,7 +109,14 @@ def sign_tests(successes: npt.ArrayLike, n: npt.ArrayLike) -> npt.NDArray[np.flo
 
 @dataclass(frozen=True)
 class BootstrapInterval:
-    """Percentile bootstrap interval of one statistic."""
+    """Two-way clustered interval of one statistic (the name stays for stored reports).
+
+    ``interval_method`` is the :data:`IntervalMethod` key, ``method`` its description;
+    ``rounds`` and ``seed`` are the bootstrap settings (the analytic ``cgm_logit`` runs no
+    bootstrap, so ``degenerate_rounds`` is 0 for it); ``std_error`` and ``df`` are the
+    two-way cluster-robust standard error and its degrees of freedom (None for ``pigeonhole``,
+    or when there is nothing to estimate).
+    """
 
     statistic: str
     low: float | None
@@ -101,6 +126,9 @@ class BootstrapInterval:
     seed: int
     method: str
     degenerate_rounds: int  # rounds where the denominator was zero (dropped)
+    interval_method: str = "pigeonhole"
+    std_error: float | None = None
+    df: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)  # type: ignore[no-any-return]
@@ -172,6 +200,177 @@ def two_way_bootstrap_ratio(
     return out
 
 
+@dataclass(frozen=True)
+class TwoWayVariance:
+    """Two-way cluster-robust variance of r = Σ num / Σ den (Cameron, Gelbach & Miller 2011).
+
+    With influence values z_v = (num_v - r·den_v) / sum(den) and their sums Z_q per question,
+    Z_a per annotator and Z_c per (question, annotator) cell:
+
+        by_question  = c_Q · Σ_q Z_q²      by_annotator = c_A · Σ_a Z_a²
+        by_cell      = c_C · Σ_c Z_c²      two_way = by_question + by_annotator − by_cell
+
+    with c_G = G / (G − 1) for G clusters holding a rated vote. ``variance`` =
+    max(two_way, by_question, by_annotator, 0): the floor guards a negative two-way estimate
+    (CGM 2011) and, like setting a negative variance component to zero, never reports less
+    than one factor alone explains. The vote-level residual enters once (by_question and
+    by_annotator each hold it, by_cell takes one copy out).
+    """
+
+    estimate: float
+    variance: float
+    two_way: float
+    by_question: float
+    by_annotator: float
+    by_cell: float
+    n_questions: int
+    n_annotators: int
+    n_cells: int
+
+    @property
+    def std_error(self) -> float:
+        return math.sqrt(self.variance)
+
+    @property
+    def df(self) -> float:
+        """Degrees of freedom of V for a t quantile.
+
+        Two-way: Satterthwaite's V² / (by_question² / (G_Q − 1) + by_annotator² / (G_A − 1));
+        V floored at a one-way term (or equal to it up to rounding, as with one annotator or
+        one vote per question and annotator): G − 1 of that factor; inf when V is 0.
+        """
+        if not self.variance > 0:
+            return math.inf
+        if self.variance > max(self.by_question, self.by_annotator) * (1 + 1e-9):
+            spread = sum(
+                v * v / (g - 1)
+                for v, g in (
+                    (self.by_question, self.n_questions),
+                    (self.by_annotator, self.n_annotators),
+                )
+                if g > 1
+            )
+            return max(1.0, self.variance**2 / spread) if spread > 0 else math.inf
+        if self.by_question >= self.by_annotator:
+            return float(self.n_questions - 1)
+        return float(self.n_annotators - 1)
+
+
+def _cluster_term(
+    codes: npt.NDArray[np.intp], n: int, z: npt.NDArray[np.float64], rated: npt.NDArray[np.bool_]
+) -> tuple[float, int]:
+    """(G / (G − 1) · Σ_g Z_g², G) over the G clusters that hold a rated vote."""
+    sums = np.bincount(codes, weights=z, minlength=n)
+    g = int(np.count_nonzero(np.bincount(codes[rated], minlength=n)))
+    if g < 2:
+        return 0.0, g
+    return g / (g - 1) * float(np.dot(sums, sums)), g
+
+
+def two_way_variance(
+    numerator: npt.ArrayLike,
+    denominator: npt.ArrayLike,
+    questions: npt.ArrayLike,
+    annotators: npt.ArrayLike,
+) -> TwoWayVariance | None:
+    """:class:`TwoWayVariance` of sum(num) / sum(den); None when sum(den) is not positive.
+
+    One annotator gives the one-way (by question) cluster variance; a distinct question and
+    annotator per vote gives the iid variance n / (n − 1) · Σ z_v².
+    """
+    num = np.asarray(numerator, dtype=float)
+    den = np.asarray(denominator, dtype=float)
+    q_codes, n_q = _codes(questions)
+    a_codes, n_a = _codes(annotators)
+    if not (len(num) == len(den) == len(q_codes) == len(a_codes)):
+        raise ValueError("numerator, denominator, questions and annotators differ in length")
+    total = float(den.sum())
+    if not total > 0 or not math.isfinite(total):
+        return None
+    estimate = float(num.sum()) / total
+    z = (num - estimate * den) / total
+    rated = den != 0
+    by_q, g_q = _cluster_term(q_codes, n_q, z, rated)
+    by_a, g_a = _cluster_term(a_codes, n_a, z, rated)
+    by_c, g_c = _cluster_term(q_codes * n_a + a_codes, n_q * n_a, z, rated)
+    two_way = by_q + by_a - by_c
+    return TwoWayVariance(
+        estimate=estimate,
+        variance=max(two_way, by_q, by_a, 0.0),
+        two_way=two_way,
+        by_question=by_q,
+        by_annotator=by_a,
+        by_cell=by_c,
+        n_questions=g_q,
+        n_annotators=g_a,
+        n_cells=g_c,
+    )
+
+
+def rescaled_percentile_interval(
+    replicates: npt.ArrayLike,
+    estimate: float,
+    variance: float,
+    level: float = 0.95,
+    df: float = math.inf,
+) -> tuple[float | None, float | None]:
+    """Percentile interval pulled to a target variance: r + s·(q − r).
+
+    s = sqrt(V / var(reps)) · t_{df} / z (the t / z factor widens for a variance estimated
+    from few clusters), q the (1 ± level)/2 quantiles of the finite replicates, var(reps)
+    their variance (ddof=1): the bootstrap keeps the shape, V and df set the width.
+    (None, None) with fewer than two finite replicates; [r, r] when V is 0.
+    """
+    reps = np.asarray(replicates, dtype=float)
+    reps = reps[np.isfinite(reps)]
+    if reps.size < 2 or not math.isfinite(variance) or variance < 0:
+        return None, None
+    if variance == 0:
+        return estimate, estimate
+    boot_var = float(reps.var(ddof=1))
+    if not boot_var > 0:
+        return wald_interval(estimate, variance, level, df)
+    low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    scale = math.sqrt(variance / boot_var) * critical_value(level, df) / critical_value(level)
+    return estimate + scale * (float(low) - estimate), estimate + scale * (float(high) - estimate)
+
+
+def critical_value(level: float = 0.95, df: float = math.inf) -> float:
+    """The (1 + level)/2 quantile of Student's t with ``df`` degrees of freedom (normal at inf)."""
+    p = (1 + level) / 2
+    return float(norm.ppf(p) if math.isinf(df) else student_t.ppf(p, df))
+
+
+def wald_interval(
+    estimate: float, variance: float, level: float = 0.95, df: float = math.inf
+) -> tuple[float | None, float | None]:
+    """r ± t_{df, (1+level)/2} · sqrt(V); (None, None) when V is not finite or negative."""
+    if not math.isfinite(variance) or variance < 0 or not math.isfinite(estimate):
+        return None, None
+    half = critical_value(level, df) * math.sqrt(variance)
+    return estimate - half, estimate + half
+
+
+def logit_wald_interval(
+    estimate: float, variance: float, level: float = 0.95, df: float = math.inf
+) -> tuple[float | None, float | None]:
+    """expit(logit(r) ± t_{df, (1+level)/2} · sqrt(V) / (r(1 − r))): delta method on the logit.
+
+    For a rate in [0, 1]. [r, r] when V is 0; at r = 0 or 1 with V > 0 (no logit) the plain
+    Wald interval clipped to [0, 1]; (None, None) when V is not finite or negative.
+    """
+    if not math.isfinite(variance) or variance < 0 or not math.isfinite(estimate):
+        return None, None
+    if variance == 0:
+        return estimate, estimate
+    if not 0 < estimate < 1:
+        low, high = wald_interval(estimate, variance, level, df)
+        return max(0.0, low or 0.0), min(1.0, high if high is not None else 1.0)
+    centre = math.log(estimate / (1 - estimate))
+    half = critical_value(level, df) * math.sqrt(variance) / (estimate * (1 - estimate))
+    return 1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half)))
+
+
 def win_rate_parts(
     outcomes: npt.ArrayLike, kind: WinRateKind = "ties_half"
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -204,6 +403,17 @@ def percentile_interval(
     return float(low), float(high)
 
 
+IntervalMethod = Literal["cgm_logit", "pigeonhole", "cgm_rescaled"]
+DEFAULT_INTERVAL: IntervalMethod = "cgm_logit"
+INTERVAL_METHODS: dict[str, str] = {
+    "cgm_logit": "two-way cluster-robust (question x annotator; Cameron-Gelbach-Miller) "
+    "variance, Wald interval on the logit scale, Student t with Satterthwaite df",
+    "pigeonhole": "two-way clustered (question x annotator) percentile bootstrap",
+    "cgm_rescaled": "two-way clustered (question x annotator) percentile bootstrap rescaled "
+    "to the Cameron-Gelbach-Miller variance, Student t with Satterthwaite df",
+}
+
+
 def bootstrap_win_rate(
     outcomes: npt.ArrayLike,
     questions: npt.ArrayLike,
@@ -213,11 +423,41 @@ def bootstrap_win_rate(
     rounds: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    method: IntervalMethod = DEFAULT_INTERVAL,
 ) -> BootstrapInterval:
-    """Two-way (question x annotator) clustered percentile bootstrap interval of a win rate."""
+    """Two-way (question x annotator) clustered interval of a win rate.
+
+    ``cgm_logit`` (default): :func:`logit_wald_interval` with the :class:`TwoWayVariance`
+    V and its df, no resampling. ``pigeonhole``: percentile interval of
+    :func:`two_way_bootstrap_ratio`. ``cgm_rescaled``: :func:`rescaled_percentile_interval`
+    of those replicates to V and df. Ends are None when no vote is rated.
+    """
+    if method not in INTERVAL_METHODS:
+        raise ValueError(f"unknown interval method {method!r}")
     num, den = win_rate_parts(outcomes, kind)
-    reps = two_way_bootstrap_ratio(num, den, questions, annotators, rounds=rounds, seed=seed)
-    low, high = percentile_interval(reps, level)
+    var = two_way_variance(num, den, questions, annotators)
+    std_error = df = None
+    if var is not None and method != "pigeonhole":
+        std_error, df = var.std_error, var.df
+    degenerate = 0
+    if method == "cgm_logit":
+        low, high = (
+            (None, None)
+            if var is None
+            else logit_wald_interval(var.estimate, var.variance, level, var.df)
+        )
+    else:
+        reps = two_way_bootstrap_ratio(num, den, questions, annotators, rounds=rounds, seed=seed)
+        degenerate = int(np.isnan(reps).sum())
+        if method == "pigeonhole":
+            low, high = percentile_interval(reps, level)
+        elif var is None:
+            low, high = None, None
+        else:
+            low, high = rescaled_percentile_interval(
+                reps, var.estimate, var.variance, level, var.df
+            )
+            low, high = _clip01(low), _clip01(high)
     return BootstrapInterval(
         statistic=f"win_rate_{kind}",
         low=low,
@@ -225,9 +465,16 @@ def bootstrap_win_rate(
         level=level,
         rounds=rounds,
         seed=seed,
-        method="two-way clustered (question x annotator) percentile bootstrap",
-        degenerate_rounds=int(np.isnan(reps).sum()),
+        method=INTERVAL_METHODS[method],
+        degenerate_rounds=degenerate,
+        interval_method=method,
+        std_error=std_error,
+        df=df,
     )
+
+
+def _clip01(x: float | None) -> float | None:
+    return None if x is None else min(1.0, max(0.0, x))
 
 
 @dataclass(frozen=True)
@@ -274,10 +521,12 @@ def verdict_from_outcomes(
     rounds: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    method: IntervalMethod = DEFAULT_INTERVAL,
 ) -> Verdict:
     """Verdict from outcome labels already oriented to ``model`` (a = model won).
 
-    ``rounds=0`` skips the bootstrap.
+    ``rounds=0`` skips the clustered intervals (the preliminary report); ``method`` picks
+    them (:func:`bootstrap_win_rate`).
     """
     o = np.asarray(outcomes, dtype=object)
     wins = int((o == "a").sum())
@@ -290,10 +539,24 @@ def verdict_from_outcomes(
     boot_half = boot_dec = None
     if rounds > 0 and n > 0:
         boot_half = bootstrap_win_rate(
-            o, questions, annotators, kind="ties_half", rounds=rounds, seed=seed, level=level
+            o,
+            questions,
+            annotators,
+            kind="ties_half",
+            rounds=rounds,
+            seed=seed,
+            level=level,
+            method=method,
         )
         boot_dec = bootstrap_win_rate(
-            o, questions, annotators, kind="decisive", rounds=rounds, seed=seed, level=level
+            o,
+            questions,
+            annotators,
+            kind="decisive",
+            rounds=rounds,
+            seed=seed,
+            level=level,
+            method=method,
         )
     return Verdict(
         model=model,
@@ -329,12 +592,14 @@ def verdict(
     seed: int = 0,
     level: float = 0.95,
     include_repeats: bool = False,
+    method: IntervalMethod = DEFAULT_INTERVAL,
 ) -> Verdict:
     """Verdict of ``model`` vs ``opponent`` over the votes of that pair in a vote frame.
 
     Outcomes are derived from ``left``/``choice`` (never screen position); the
-    bootstrap is two-way clustered by question and annotator with the given ``seed``.
-    Repeat votes (quality-control re-asks) are left out unless ``include_repeats``.
+    intervals are two-way clustered by question and annotator (``method``; a bootstrap
+    one uses ``rounds`` and ``seed``). Repeat votes (quality-control re-asks) are left out
+    unless ``include_repeats``.
     """
     rows = pair_outcomes(first_votes(frame, include_repeats), model, opponent)
     return verdict_from_outcomes(
@@ -346,4 +611,5 @@ def verdict(
         rounds=rounds,
         seed=seed,
         level=level,
+        method=method,
     )
