@@ -18,6 +18,10 @@ class VoteError(ValueError):
     """A refused vote, with a message for the annotator."""
 
 
+class NoSuchAssignment(VoteError):
+    """The assignment is not this annotator's (in this study): nothing to show them."""
+
+
 class AlreadyJudged(VoteError):
     """A vote for a pair this annotator judged already (a second tab, an old page): the
     stored vote stands; changing it is an explicit action."""
@@ -42,24 +46,28 @@ def vote_record(
     seconds_on_page: float,
     comment: str = "",
     change: bool = False,
+    study_id: int | None = None,
 ) -> VoteOutcome:
     """Store the vote on the annotator's own assignment of an open study.
 
     A second identical submission (a double click, a retried request) returns the stored
     vote unchanged. A different one is refused with :class:`AlreadyJudged` (a stale tab)
     unless ``change`` says the annotator chose to change it: then the old vote is kept as a
-    revision first.
+    revision first. With ``study_id`` the assignment must also belong to that study; an
+    assignment that is not theirs raises :class:`NoSuchAssignment`.
     """
     if choice not in Choice.values:
         raise VoteError(_("unknown choice"))
     seconds = min(max(float(seconds_on_page), 0.0), MAX_SECONDS_ON_PAGE)
     comment = comment.strip()[:5000]
-    try:
-        assignment = Assignment.objects.select_related("pair__study").get(
-            pk=assignment_id, annotator=annotator
-        )
-    except Assignment.DoesNotExist:
-        raise VoteError(_("no such assignment")) from None
+    mine = Assignment.objects.select_related("pair__study").filter(
+        pk=assignment_id, annotator=annotator
+    )
+    if study_id is not None:
+        mine = mine.filter(pair__study_id=study_id)
+    assignment = mine.first()
+    if assignment is None:
+        raise NoSuchAssignment(_("no such assignment"))
     if assignment.pair.study.status != Study.Status.OPEN:
         raise VoteError(_("This study is closed for voting."))
     if assignment.pair.status != Pair.Status.SHOWN:

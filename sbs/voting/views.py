@@ -13,7 +13,7 @@ from sbs.accounts.roles import AuthedRequest, annotator_required
 from sbs.studies.models import Assignment, Study
 from sbs.voting import selectors
 from sbs.voting.models import Choice
-from sbs.voting.services import AlreadyJudged, VoteError, vote_record
+from sbs.voting.services import AlreadyJudged, NoSuchAssignment, VoteError, vote_record
 from sbs.voting.shown import seconds_on_page, shown_token
 
 
@@ -45,29 +45,30 @@ def guidelines(request: AuthedRequest) -> HttpResponse:
 def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
     if request.method != "POST":
         return _vote_page(request, study_id)
-    study = get_object_or_404(Study, pk=study_id)
-    if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
-        raise Http404
+    # The service checks that the assignment is this annotator's in this study; the study
+    # and membership are read again only to answer a refusal (404 for a stranger).
     form = VoteForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Choose one of the four answers."))
-        return redirect("voting:vote", study_id=study.pk)
-    d = form.cleaned_data
     try:
-        seconds = seconds_on_page(d["shown"], d["assignment"])
+        if not form.is_valid():
+            raise VoteError(_("Choose one of the four answers."))
+        d = form.cleaned_data
         vote_record(
             annotator=request.user,
             assignment_id=d["assignment"],
             choice=d["choice"],
-            seconds_on_page=seconds,
+            seconds_on_page=seconds_on_page(d["shown"], d["assignment"]),
             comment=d["comment"],
+            study_id=study_id,
         )
+    except NoSuchAssignment:
+        raise Http404 from None
     except AlreadyJudged as exc:  # a second tab or an old page: offer the change
         messages.warning(request, str(exc))
-        return redirect("voting:vote_change", study_id=study.pk, assignment_id=exc.assignment_id)
+        return redirect("voting:vote_change", study_id=study_id, assignment_id=exc.assignment_id)
     except VoteError as exc:
+        _annotated_study(request, study_id)  # a stranger gets 404, not the message
         messages.error(request, str(exc))
-    return redirect("voting:vote", study_id=study.pk)
+    return redirect("voting:vote", study_id=study_id)
 
 
 def _vote_page(request: AuthedRequest, study_id: int) -> HttpResponse:

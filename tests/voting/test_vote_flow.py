@@ -200,16 +200,16 @@ def test_sides_are_balanced_for_each_annotator(setup):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("engine", "expected"),
-    [("django.contrib.sessions.backends.db", (4, 6)),
-     ("django.contrib.sessions.backends.cached_db", (3, 5))],
+    [("django.contrib.sessions.backends.db", (4, 4)),
+     ("django.contrib.sessions.backends.cached_db", (3, 3))],
 )  # fmt: skip
 def test_the_vote_page_and_a_vote_cost_a_fixed_handful_of_queries(
     client, two_models, settings, engine, expected
 ):
     """GET: the session (none when a shared cache holds sessions), the user with its role, the
     study with the progress counts (which also say the study is theirs), the next pair with
-    its two answers. POST: session, user, study, ownership, the assignment, the insert. The
-    same however many votes came before."""
+    its two answers. POST: session, user, the assignment (the annotator's, in this study, with
+    the study's status), the insert. The same however many votes came before."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
