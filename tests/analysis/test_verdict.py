@@ -406,3 +406,21 @@ def test_verdict_reports_which_interval_it_prints(small_frame: pd.DataFrame) -> 
     assert old.bootstrap_ties_half is not None
     assert old.bootstrap_ties_half.interval_method == "pigeonhole"
     assert old.bootstrap_ties_half.std_error is None
+
+
+def test_the_analytic_interval_needs_no_rounds_so_the_preliminary_report_has_it(small_frame):
+    """cgm_logit resamples nothing: rounds=0 (the preliminary report) gives the same interval
+    as the full report; the bootstrap methods still wait for rounds."""
+    quick = verdict(small_frame, "adapted", "original", rounds=0)
+    full = verdict(small_frame, "adapted", "original", rounds=500)
+    assert quick.bootstrap_ties_half is not None and quick.bootstrap_decisive is not None
+    assert (quick.bootstrap_ties_half.low, quick.bootstrap_ties_half.high) == (
+        full.bootstrap_ties_half.low,
+        full.bootstrap_ties_half.high,
+    )
+    assert (
+        verdict(
+            small_frame, "adapted", "original", rounds=0, method="pigeonhole"
+        ).bootstrap_ties_half
+        is None
+    )

@@ -525,8 +525,9 @@ def verdict_from_outcomes(
 ) -> Verdict:
     """Verdict from outcome labels already oriented to ``model`` (a = model won).
 
-    ``rounds=0`` skips the clustered intervals (the preliminary report); ``method`` picks
-    them (:func:`bootstrap_win_rate`).
+    ``method`` picks the clustered intervals (:func:`bootstrap_win_rate`); ``rounds=0``
+    skips the bootstrap ones (the preliminary report), while the analytic ``cgm_logit``,
+    which resamples nothing, is computed whatever ``rounds`` says.
     """
     o = np.asarray(outcomes, dtype=object)
     wins = int((o == "a").sum())
@@ -537,7 +538,7 @@ def verdict_from_outcomes(
     decisive = wins + losses
     rated = decisive + ties
     boot_half = boot_dec = None
-    if rounds > 0 and n > 0:
+    if n > 0 and (rounds > 0 or method == "cgm_logit"):
         boot_half = bootstrap_win_rate(
             o,
             questions,
