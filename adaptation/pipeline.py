@@ -12,6 +12,10 @@ Steps (the research's two-stage recipe, section 2-3 of the seed), in :data:`STEP
   4. train      embeddings + LM head only (body frozen)
   5. lora       optionally a LoRA on top, the same training code in another mode
   6. merge      with LoRA: sweep the merging factor phi on the held-out split, keep the best
+Then the final model is exported to ``model/`` (export.py: the original's dtype, a model card,
+``tokenizer.model``, the adapter on its own); it is what :func:`run_pipeline` returns. With
+``clean=True`` the bulky folders of the model steps (weights, checkpoints) are emptied
+afterwards, their ``.done`` records kept: a rerun with the same inputs still does nothing.
 
 Each step fills its own folder and names the files it must leave there. Resuming is one rule,
 in :func:`run_pipeline`: a step is skipped when its ``.done`` marker and its outputs exist and
@@ -38,6 +42,7 @@ from typing import Any
 from adaptation.benchmarks import data_dir
 from adaptation.corpus import CorpusConfig, read_text_file, wordnet_lines
 from adaptation.dedup import DedupConfig, dedup_and_split
+from adaptation.export import export_model
 from adaptation.fertility import fertility
 from adaptation.head import HEAD_CHOICES, choose_head_folder
 from adaptation.merging import DEFAULT_GRID, MergeConfig, merge_sweep_folder
@@ -325,8 +330,10 @@ def run_pipeline(
     device: str = "cpu",
     on_progress: OnProgress | None = None,
     steps: Sequence[Step] = STEPS,
+    clean: bool = False,
 ) -> PipelineResult:
-    """Adapt ``model_path`` (HF folder or GGUF); the final model folder is returned."""
+    """Adapt ``model_path`` (HF folder or GGUF); the exported model folder is returned.
+    ``clean``: empty the intermediate model folders afterwards (see :func:`clean_work`)."""
 
     def report(step: str, fraction: float, message: str = "") -> None:
         if on_progress is not None:
@@ -339,14 +346,25 @@ def run_pipeline(
     texts = [(str(path), _digest(Path(path))) for path in extra_texts]
     inputs = {**config.to_dict(), "model": str(model_path), "texts": texts}
     result = PipelineResult(model_dir=work_dir)
+    plan: list[tuple[Step, str]] = []
     previous = ""
     for step in steps:
-        if not step.when(config):
-            continue
+        if step.when(config):
+            previous = _fingerprint(step, inputs, previous)
+            plan.append((step, previous))
+    export_print = _fingerprint(EXPORT, inputs, previous)
+    exported = work_dir / EXPORT.folder
+    # a cleaned folder lacks the steps' outputs but not their records: done, if the export is
+    cleaned = (
+        (work_dir / CLEANED).exists()
+        and _finished(EXPORT, exported, export_print)
+        and all(_marked(work_dir / step.folder, fp) for step, fp in plan)
+    )
+    for step, fingerprint in plan:
         folder = work_dir / step.folder
-        fingerprint = _fingerprint(step, inputs, previous)
         # once a step has run, every later one runs, on a clean folder
-        if result.ran or not _finished(step, folder, fingerprint):
+        if result.ran or not (cleaned or _finished(step, folder, fingerprint)):
+            (work_dir / CLEANED).unlink(missing_ok=True)
             keep = step.resumable and not result.ran and _recorded(folder) == fingerprint
             if not keep:  # a checkpoint is kept only for the same inputs
                 shutil.rmtree(folder, ignore_errors=True)
@@ -360,10 +378,72 @@ def run_pipeline(
         if step.yields is not None:
             ctx.model = folder / step.yields
         report(step.name, 1.0)
-        previous = fingerprint
-    report("done", 1.0)
     result.model_dir = ctx.model
+    if ctx.model != ctx.model_path:  # a step made a model: export it, then clean up
+        if result.ran or not _finished(EXPORT, exported, export_print):
+            # reported as "done" (at 0): the export is the tail of the last step, not a step
+            info = EXPORT.run(ctx, exported, lambda f, m: report("done", 0.0, m))
+            (exported / FINGERPRINT).write_text(export_print)
+            (exported / DONE).write_text(json.dumps(info, indent=2))
+        info = json.loads((exported / DONE).read_text())
+        if clean and not (work_dir / CLEANED).exists():
+            info["work_bytes"] = clean_work(work_dir, [step for step, _ in plan])
+            (exported / DONE).write_text(json.dumps(info, indent=2))
+            (work_dir / CLEANED).write_text(json.dumps(info["work_bytes"]))
+        result.steps[EXPORT.name] = info
+        result.model_dir = exported
+    report("done", 1.0)
     return result
+
+
+def _export(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
+    report(0.0, "exporting the model")
+    exported = export_model(ctx.work_dir, folder, original=_original_folder(ctx),
+                            config=ctx.config.to_dict(), texts=ctx.extra_texts)  # fmt: skip
+    return {"dtype": exported.dtype, "adapter": exported.adapter,
+            "tokenizer_model": exported.tokenizer_model,
+            "bytes": sum(exported.files.values())}  # fmt: skip
+
+
+def _original_folder(ctx: Context) -> Path | None:
+    """The original model's folder (its config names the dtype); None for a GGUF file."""
+    path = ctx.model_path
+    return path if (path / "config.json").is_file() else None
+
+
+#: Not one of :data:`STEPS`: it follows whichever step made the model last, and is not listed
+#: in :attr:`PipelineResult.ran` (its record is ``steps["export"]``).
+EXPORT = Step("export", "model", _export, ("config.json", "README.md"), reads=("model",))
+CLEANED = ".cleaned"
+
+
+def _marked(folder: Path, fingerprint: str) -> bool:
+    return (folder / DONE).exists() and _recorded(folder) == fingerprint
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(
+        p.stat().st_size for p in Path(path).rglob("*") if p.is_file() and not p.is_symlink()
+    )
+
+
+def clean_work(work_dir: Path, steps: Sequence[Step]) -> dict[str, int]:
+    """Empty the folders of the steps that make models or keep checkpoints, all but their
+    ``.done`` records and fingerprints; the corpus, the tokenizer and the exported model stay.
+    Returns the work folder's bytes before and after."""
+    before = folder_bytes(work_dir)
+    for step in steps:
+        if step.yields is None and not step.resumable:
+            continue
+        folder = work_dir / step.folder
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            if entry.name in (DONE, FINGERPRINT):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return {"before": before, "after": folder_bytes(work_dir)}
 
 
 def _plain(obj: Any) -> dict[str, Any]:

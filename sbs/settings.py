@@ -171,6 +171,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))
 MODEL_CACHE = Path(os.environ.get("MODEL_CACHE", MODEL_STORE / ".cache"))
 MODEL_ARCHIVE_MAX_BYTES = env_int("MODEL_ARCHIVE_MAX_BYTES", 64 * 1024**3)
+ADAPTATION_KEEP_WORK = env_bool("ADAPTATION_KEEP_WORK", False)  # keep checkpoints after a job
 
 # Limits on what people send, and where they may register models from (issue 8).
 # MODEL_IMPORT_ROOTS: comma-separated absolute folders a researcher may register a model from

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.db.models import QuerySet
@@ -71,3 +72,29 @@ def recipe_facts(recipe: dict[str, Any]) -> list[tuple[str, str, Any]]:
         rows.append(("merge", _("merging factor φ chosen (rule)"),
                      f"{decimal(merge.get('best_phi') or 0.0, 3)} ({merge.get('select_by')})"))  # fmt: skip
     return rows
+
+
+def made_by_the_tool(entry: ModelEntry) -> bool:
+    """The model is the result of an adaptation job (not registered by hand)."""
+    return AdaptationJob.objects.filter(result=entry).exists()
+
+
+def download_files(entry: ModelEntry, *, adapter: bool = False) -> list[tuple[str, Path]] | None:
+    """(name in the archive, file) of a ready model's files, or of its LoRA adapter when
+    ``adapter``; None when there is none. Top-level regular files only: the model's own
+    files, not the ``adapter/`` folder beside them, no links, no hidden files."""
+    from adaptation.export import ADAPTER, ADAPTER_FILES
+    from sbs.catalog.services import model_path
+
+    root = model_path(entry)
+    if adapter:
+        root = root / ADAPTER
+        if not (root / ADAPTER_FILES[0]).is_file():
+            return None
+    if root.is_file() and not root.is_symlink():
+        return [(root.name, root)]
+    if not root.is_dir():
+        return None
+    files = [(p.name, p) for p in sorted(root.iterdir())
+             if p.is_file() and not p.is_symlink() and not p.name.startswith(".")]  # fmt: skip
+    return files or None

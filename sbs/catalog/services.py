@@ -186,6 +186,24 @@ def _entry_fields(inspection: modelfiles.ModelInspection, store: Path) -> dict[s
     }
 
 
+def _install_adapter(model_dir: Path, installed: Path) -> None:
+    """The LoRA adapter the export left in ``model_dir/adapter`` (the installer copies only
+    the top-level files), copied into the installed folder for its own download."""
+    from adaptation.export import ADAPTER, ADAPTER_FILES
+
+    source = model_dir / ADAPTER
+    if not installed.is_dir() or not (source / ADAPTER_FILES[0]).is_file():
+        return
+    tmp = installed / f".{ADAPTER}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for entry in source.iterdir():
+        known = entry.name in ADAPTER_FILES or entry.name in modelfiles.HF_METADATA_FILES
+        if known and entry.is_file() and not entry.is_symlink():
+            shutil.copyfile(entry, tmp / entry.name)
+    tmp.rename(installed / ADAPTER)
+
+
 def model_path(entry: ModelEntry) -> Path:
     path = Path(entry.path)
     return path if path.is_absolute() else Path(settings.MODEL_STORE) / path
@@ -258,6 +276,7 @@ def adaptation_finish(*, lease: jobs.Lease, model_dir: Path, summary: dict[str, 
         return entry
     store, slug = _store_slot(job.name)
     inspection = _install_source(Path(model_dir), store, slug)
+    _install_adapter(Path(model_dir), inspection.root)
     recipe = {"method": "russian_vocabulary_adaptation", "config": job.config, "steps": summary}
     return _fill_reserved(
         lease, entry, inspection, store, recipe=recipe, summary=summary, step="done"

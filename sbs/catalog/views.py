@@ -6,11 +6,14 @@ import tempfile
 from pathlib import Path
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from adaptation.export import zip_stream
 from adaptation.modelfiles import ModelFileError
 from sbs.accounts.roles import AuthedRequest, researcher_required
 from sbs.analysis.figures import section_figure
@@ -91,8 +94,31 @@ def model_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             "facts": selectors.recipe_facts(entry.recipe or {}),
             "curve": curve,
             "phi_plots": section_figure("merge", curve),
+            "downloadable": selectors.made_by_the_tool(entry),
+            "has_adapter": selectors.download_files(entry, adapter=True) is not None,
         },
     )
+
+
+@researcher_required  # type: ignore[arg-type]  # (typed for HttpResponse, not streaming)
+@require_GET
+def model_download(request: AuthedRequest, pk: int) -> StreamingHttpResponse:
+    """The model's files as a zip, streamed as it is written (models are gigabytes);
+    ``?part=adapter``: its LoRA adapter alone. Same access as the model's page."""
+    entry = get_object_or_404(ModelEntry.objects.ready(), pk=pk)
+    adapter = request.GET.get("part") == "adapter"
+    files = selectors.download_files(entry, adapter=adapter)
+    if files is None:
+        raise Http404
+    name = slugify(entry.name)[:100].strip("-_.") or f"model-{entry.pk}"
+    if adapter:
+        name += "-adapter"
+    response = StreamingHttpResponse(
+        zip_stream([(f"{name}/{arcname}", path) for arcname, path in files]),
+        content_type="application/zip",
+    )
+    response["Content-Disposition"] = content_disposition_header(True, f"{name}.zip")
+    return response
 
 
 @researcher_required

@@ -33,6 +33,7 @@ SHARED_BETWEEN_RESEARCHERS = {
     "questions:detail": "question sets are a library shared by all researchers",
     "catalog:adapt": "models are a library shared by all researchers",
     "catalog:detail": "models and their recipes are a library shared by all researchers",
+    "catalog:download": "models are a library shared by all researchers: the page and its files",
     "questions:benchmark": "benchmarks are a library shared by all researchers",
     "questions:model_benchmarks": "models and their benchmark scores are a shared library",
 }

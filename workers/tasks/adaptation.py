@@ -47,6 +47,7 @@ def adapt_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
                 cache_dir=Path(settings.MODEL_CACHE),
                 device=device,
                 on_progress=progress,
+                clean=not settings.ADAPTATION_KEEP_WORK,
             )
             held.check()
             catalog_services.adaptation_finish(
