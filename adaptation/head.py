@@ -13,13 +13,20 @@ add-one smoothed unigram frequency of token ``t`` in the training text and ``h̄
 final hidden state (after the last norm) on that text. For a hidden state near ``h̄`` the
 logit of ``t`` gains ``log p_t`` up to a constant: a unigram model as the prior, the
 embedding term as the context. Special tokens get no prior (their centred log frequency is 0).
+
+Bits per character alone can pick a head that generates nothing: the prior lifts the most
+frequent tokens (a comma) for every context, and greedy decoding then writes ",,,,". ``auto``
+therefore also continues a few held-out prompts greedily with each head and keeps the
+frequency head only when its bits per character are lower *and* its continuations repeat
+themselves no more than the tied head's (mean distinct 3-gram share, within
+:data:`LOOP_MARGIN`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,9 @@ HEAD_CHOICES: tuple[tuple[str, str], ...] = (
     ("frequency", gettext_noop("untied, with a unigram frequency prior")),
 )
 DEFAULT_SCALE = 0.25
+LOOP_PROMPTS = 4  # held-out lines whose first words are continued greedily
+LOOP_TOKENS = 24  # new tokens per continuation
+LOOP_MARGIN = 0.1  # the frequency head may repeat this much more than the tied head
 HIDDEN_LINES = 256  # lines whose final hidden states give h̄ (counts use every line given)
 
 
@@ -118,9 +128,37 @@ class HeadChoice:
     chosen: str  # "tied" or "frequency"
     bpc: dict[str, float]  # bits per character on the held-out text of each head tried
     scale: float
+    # mean distinct 3-gram share of each head's greedy continuations (auto only)
+    distinct_3gram: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def loop_prompts(texts: Sequence[str], count: int = LOOP_PROMPTS) -> list[str]:
+    """The first four words of the first ``count`` texts that have at least eight."""
+    prompts = [" ".join(t.split()[:4]) for t in texts if len(t.split()) >= 8]
+    return prompts[:count]
+
+
+@torch.no_grad()
+def greedy_distinct_share(
+    model: Any, tokenizer: Any, prompts: Sequence[str], new_tokens: int = LOOP_TOKENS
+) -> float:
+    """Mean distinct 3-gram share (:mod:`adaptation.repetition`) of the greedy continuations
+    of ``prompts``; 1.0 when there is nothing to continue."""
+    from adaptation.repetition import mean_distinct_share
+
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    texts = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(device)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                             min_new_tokens=new_tokens, do_sample=False, pad_token_id=pad)  # fmt: skip
+        texts.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+    share = mean_distinct_share(texts)
+    return 1.0 if share is None else share
 
 
 def choose_head(
@@ -144,10 +182,13 @@ def choose_head(
         return result.bits / max(result.chars, 1)
 
     measured: dict[str, float] = {}
+    loops: dict[str, float] = {}
+    prompts = loop_prompts(heldout_texts)
     if mode == "tied":
         return HeadChoice("tied", measured, scale)
     if mode == "auto":
         measured["tied"] = bpc()
+        loops["tied"] = greedy_distinct_share(model, tokenizer, prompts)
     before = model.get_output_embeddings()
     was_tied = bool(getattr(model.config, "tie_word_embeddings", False))
     vocab = model.get_input_embeddings().weight.shape[0]
@@ -163,13 +204,16 @@ def choose_head(
     if mode == "frequency":
         return HeadChoice("frequency", measured, scale)
     measured["frequency"] = bpc()
-    if not math.isfinite(measured["frequency"]) or measured["frequency"] >= measured["tied"]:
+    loops["frequency"] = greedy_distinct_share(model, tokenizer, prompts)
+    fewer_bits = math.isfinite(measured["frequency"]) and measured["frequency"] < measured["tied"]
+    no_more_loops = loops["frequency"] >= loops["tied"] - LOOP_MARGIN
+    if not (fewer_bits and no_more_loops):
         model.set_output_embeddings(before)  # the tied (or the model's own) head wins
         _set_tied(model, was_tied)
         if was_tied:
             model.tie_weights()
-        return HeadChoice("tied", measured, scale)
-    return HeadChoice("frequency", measured, scale)
+        return HeadChoice("tied", measured, scale, loops)
+    return HeadChoice("frequency", measured, scale, loops)
 
 
 def choose_head_folder(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import torch
 
 from adaptation.head import (
+    LOOP_MARGIN,
     choose_head,
     frequency_head_rows,
+    greedy_distinct_share,
+    loop_prompts,
     mean_final_hidden,
     set_untied_head,
     unigram_log_probs,
@@ -72,8 +75,9 @@ def test_auto_keeps_the_head_with_fewer_bits_per_character(new_tokenizer, ru_lin
     for seed in range(3):
         model = tiny_model(len(new_tokenizer), tied=True, seed=seed)
         choice = choose_head(model, new_tokenizer, ru_lines[:600], heldout, "auto")
-        assert set(choice.bpc) == {"tied", "frequency"}
-        assert choice.chosen == min(choice.bpc, key=choice.bpc.get)
+        assert set(choice.bpc) == set(choice.distinct_3gram) == {"tied", "frequency"}
+        loops = choice.distinct_3gram["frequency"] < choice.distinct_3gram["tied"] - LOOP_MARGIN
+        assert choice.chosen == ("tied" if loops else min(choice.bpc, key=choice.bpc.get))
         after = bits_per_character(model, new_tokenizer, heldout)
         assert after.bits / after.chars == choice.bpc[choice.chosen]
         untied = model.get_output_embeddings().weight is not model.get_input_embeddings().weight
@@ -89,3 +93,44 @@ def test_auto_keeps_the_head_with_fewer_bits_per_character(new_tokenizer, ru_lin
     kept = choose_head(tied, new_tokenizer, ru_lines[:600], heldout, "tied")
     assert kept.chosen == "tied" and kept.bpc == {}
     assert tied.get_output_embeddings().weight is tied.get_input_embeddings().weight
+
+
+def test_auto_refuses_a_head_with_fewer_bits_that_loops(monkeypatch, new_tokenizer, ru_lines):
+    """Fewer bits per character are not enough: a frequency head whose greedy continuations
+    repeat themselves more than the tied head's is not kept."""
+    from adaptation import head as head_module
+    from adaptation import scoring
+
+    def bits(model, tokenizer, texts):  # the untied (frequency) head always has fewer bits
+        untied = model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+        return scoring.BpcResult(bits=2.0 if untied else 3.0, chars=1, tokens=1)
+
+    monkeypatch.setattr(scoring, "bits_per_character", bits)
+    picks = {}
+    for frequency_share in (0.85, 0.2):
+        shares = iter([0.9, frequency_share])  # tied first, then the frequency head
+        monkeypatch.setattr(head_module, "greedy_distinct_share", lambda *a, s=shares, **k: next(s))
+        model = tiny_model(len(new_tokenizer), tied=True, seed=1)
+        choice = choose_head(model, new_tokenizer, ru_lines[:600], ru_lines[-30:], "auto")
+        assert choice.bpc == {"tied": 3.0, "frequency": 2.0}
+        assert choice.distinct_3gram == {"tied": 0.9, "frequency": frequency_share}
+        picks[frequency_share] = choice.chosen
+        untied = model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+        assert untied is (choice.chosen == "frequency")
+    assert picks == {0.85: "frequency", 0.2: "tied"}
+
+
+def test_greedy_distinct_share_reads_the_models_own_greedy_continuations(new_tokenizer, ru_lines):
+    from adaptation.repetition import mean_distinct_share
+
+    model = tiny_model(len(new_tokenizer), tied=True, seed=2)
+    prompts = loop_prompts(ru_lines[-30:])
+    assert len(prompts) == 4 and all(len(p.split()) == 4 for p in prompts)
+    texts = []
+    for prompt in prompts:
+        ids = new_tokenizer(prompt, return_tensors="pt")["input_ids"]
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24,
+                             min_new_tokens=24, do_sample=False,
+                             pad_token_id=new_tokenizer.pad_token_id)  # fmt: skip
+        texts.append(new_tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+    assert greedy_distinct_share(model, new_tokenizer, prompts) == mean_distinct_share(texts)
