@@ -152,7 +152,11 @@ def test_pipeline_runs_the_recipe_from_the_cli_and_a_rerun_resumes(
             "--seq-len", 32, "--cache-dir", tmp_path / "cache"]  # fmt: skip
     first = _run(capsys, *argv)
     assert first["ran"] == ["corpus", "tokenizer", "swap", "train"]
-    assert first["model_dir"] == str(tmp_path / "work" / "trained" / "model")
+    # the result is the exported folder (adaptation.export): model, tokenizer.model, card
+    assert first["model_dir"] == str(tmp_path / "work" / "model")
+    assert {"config.json", "tokenizer.json", "tokenizer.model", "README.md"} <= {
+        f.name for f in (tmp_path / "work" / "model").iterdir()
+    }
     tokenizer = first["steps"]["tokenizer"]
     assert (tokenizer["vocab_size"], tokenizer["type"]) == (500, "unigram")
     fertility = tokenizer["fertility"]  # on the shipped prose, both tokenizers
