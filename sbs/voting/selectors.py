@@ -173,6 +173,27 @@ def vote_screen(user: User, study: Study) -> Screen | None:
 
 
 @dataclass(frozen=True)
+class NextPair:
+    """What the vote page and the API's next pair show: the study, the annotator's progress
+    and the pair to judge now (None: all judged, the rest held, or the study not open)."""
+
+    study: Study
+    progress: Progress
+    screen: Screen | None
+
+
+def next_pair(user: User, study_id: int) -> NextPair | None:
+    """The annotator's next pair in a study of theirs in two queries; None when the study
+    does not exist or is not theirs."""
+    found = study_with_progress(user, study_id)
+    if found is None or not found[1].assigned:
+        return None
+    study, standing = found
+    screen = vote_screen(user, study) if study.status == Study.Status.OPEN else None
+    return NextPair(study, standing, screen)
+
+
+@dataclass(frozen=True)
 class PastVote:
     """One of the annotator's votes as they saw it: position, question, their choice."""
 

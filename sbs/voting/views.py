@@ -72,14 +72,11 @@ def vote(request: AuthedRequest, study_id: int) -> HttpResponse:
 
 
 def _vote_page(request: AuthedRequest, study_id: int) -> HttpResponse:
-    """The next pair: the study with the progress counts, then the pair with its answers."""
-    found = selectors.study_with_progress(request.user, study_id)
-    if found is None or not found[1].assigned:  # no such study, or not theirs
+    """The next pair, with the study and the annotator's progress."""
+    found = selectors.next_pair(request.user, study_id)
+    if found is None:  # no such study, or not theirs
         raise Http404
-    study, (done, total, held, _assigned) = found
-    screen = (
-        selectors.vote_screen(request.user, study) if study.status == Study.Status.OPEN else None
-    )
+    study, (done, total, held, _assigned), screen = found.study, found.progress, found.screen
     context: dict[str, object] = {
         "study_id": study.pk,
         "study_name": study.name,

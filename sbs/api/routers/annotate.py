@@ -64,23 +64,19 @@ def annotate_next(request: HttpRequest, study_id: int) -> dict[str, Any]:
     """Progress and the next pair to judge (``pair`` is null when there is none now: all
     judged, the rest held for review, or the study not open)."""
     user = caller(request)
-    study = get_object_or_404(Study, pk=study_id)
-    done, total, held, assigned = voting_selectors.progress(user, study)
-    if not assigned:  # not their study
+    found = voting_selectors.next_pair(user, study_id)
+    if found is None:  # no such study, or not theirs
         raise Http404
-    assignment = (
-        voting_selectors.next_assignment(user, study) if study.status == Study.Status.OPEN else None
-    )
+    study, (done, total, held, _assigned), screen = found.study, found.progress, found.screen
     pair = None
-    if assignment is not None:
-        screen = voting_selectors.screen_for(assignment, study)
+    if screen is not None:
         pair = {
             "assignment": screen.assignment_id,
             "position": done + 1,
             "question": screen.question,
             "left": screen.left_text,
             "right": screen.right_text,
-            "shown": shown_token(assignment.pk),
+            "shown": shown_token(screen.assignment_id),
         }
     return {
         "study": study.pk,
