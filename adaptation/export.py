@@ -54,27 +54,29 @@ class ExportReport:
 # ----------------------------------------------------------------------------- records
 
 
-def step_records(work_dir: Path) -> dict[str, dict[str, Any]]:
-    """What each finished pipeline step recorded (its ``.done``), by step name."""
-    from adaptation.pipeline import STEPS
+# The pipeline's steps as this module needs them, in order: (name, folder, the model folder
+# it yields or None). The pipeline passes its own (adaptation.pipeline.step_layout()), so this
+# module does not import the pipeline that imports it.
+Layout = Sequence[tuple[str, str, str | None]]
 
+
+def step_records(work_dir: Path, layout: Layout) -> dict[str, dict[str, Any]]:
+    """What each finished pipeline step recorded (its ``.done``), by step name."""
     records: dict[str, dict[str, Any]] = {}
-    for step in STEPS:
-        done = Path(work_dir) / step.folder / _DONE
+    for name, folder, _yields in layout:
+        done = Path(work_dir) / folder / _DONE
         if done.exists():
-            records[step.name] = json.loads(done.read_text(encoding="utf-8"))
+            records[name] = json.loads(done.read_text(encoding="utf-8"))
     return records
 
 
-def final_folder(work_dir: Path) -> Path:
+def final_folder(work_dir: Path, layout: Layout) -> Path:
     """The last model folder a finished step of the pipeline left in ``work_dir``."""
-    from adaptation.pipeline import STEPS
-
     found: Path | None = None
-    for step in STEPS:
-        folder = Path(work_dir) / step.folder
-        if step.yields is not None and (folder / _DONE).exists():
-            candidate = folder / step.yields
+    for _name, step_folder, yields in layout:
+        folder = Path(work_dir) / step_folder
+        if yields is not None and (folder / _DONE).exists():
+            candidate = folder / yields
             if (candidate / "config.json").exists():
                 found = candidate
     if found is None:
@@ -112,9 +114,11 @@ def export_model(
     original: Path | None = None,
     config: Mapping[str, Any] | None = None,
     texts: Sequence[Path] = (),
+    layout: Layout = (),
 ) -> ExportReport:
-    """Export the adapted model of ``source`` (a pipeline work folder, or a model folder) to
-    ``out_dir``; ``dtype`` "auto" keeps the ``original`` model's dtype.
+    """Export the adapted model of ``source`` (a pipeline work folder, whose steps ``layout``
+    describes, or a model folder) to ``out_dir``; ``dtype`` "auto" keeps the ``original``
+    model's dtype. :func:`adaptation.pipeline.export_work` exports a work folder.
 
     ``config`` (the pipeline's settings) and ``texts`` (the user's text files) go into the
     card. The folder is written beside ``out_dir`` and renamed into place when complete.
@@ -126,8 +130,10 @@ def export_model(
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
     source, out_dir = Path(source), Path(out_dir)
     is_work = not (source / "config.json").exists()
-    model_dir = final_folder(source) if is_work else source
-    records = step_records(source) if is_work else {}
+    if is_work and not layout:
+        raise ValueError("a work folder needs the pipeline's step layout: use export_work")
+    model_dir = final_folder(source, layout) if is_work else source
+    records = step_records(source, layout) if is_work else {}
     chosen = original_dtype(original) if dtype == "auto" else dtype
 
     tmp = out_dir.with_name(f".{out_dir.name}.partial")

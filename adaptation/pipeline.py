@@ -42,7 +42,7 @@ from typing import Any
 from adaptation.benchmarks import data_dir
 from adaptation.corpus import CorpusConfig, read_text_file, wordnet_lines
 from adaptation.dedup import DedupConfig, dedup_and_split
-from adaptation.export import export_model
+from adaptation.export import ExportReport, export_model
 from adaptation.fertility import fertility
 from adaptation.head import HEAD_CHOICES, choose_head_folder
 from adaptation.merging import DEFAULT_GRID, MergeConfig, merge_sweep_folder
@@ -399,10 +399,23 @@ def run_pipeline(
 def _export(ctx: Context, folder: Path, report: Report) -> dict[str, Any]:
     report(0.0, "exporting the model")
     exported = export_model(ctx.work_dir, folder, original=_original_folder(ctx),
-                            config=ctx.config.to_dict(), texts=ctx.extra_texts)  # fmt: skip
+                            config=ctx.config.to_dict(), texts=ctx.extra_texts,
+                            layout=step_layout())  # fmt: skip
     return {"dtype": exported.dtype, "adapter": exported.adapter,
             "tokenizer_model": exported.tokenizer_model,
             "bytes": sum(exported.files.values())}  # fmt: skip
+
+
+def step_layout() -> list[tuple[str, str, str | None]]:
+    """(name, folder, the model folder it yields) of every step, for adaptation.export."""
+    return [(step.name, step.folder, step.yields) for step in STEPS]
+
+
+def export_work(
+    work_dir: Path, out_dir: Path, dtype: str = "auto", *, original: Path | None = None
+) -> ExportReport:
+    """Export a finished work folder's model again (another dtype, another place)."""
+    return export_model(work_dir, out_dir, dtype, original=original, layout=step_layout())
 
 
 def _original_folder(ctx: Context) -> Path | None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from adaptation.export import export_model, md, model_card, num, original_dtype
-from adaptation.pipeline import PipelineConfig, folder_bytes, run_pipeline
+from adaptation.export import md, model_card, num, original_dtype
+from adaptation.pipeline import PipelineConfig, export_work, folder_bytes, run_pipeline
 
 CONFIG = PipelineConfig(vocab_size=600, train_steps=2, lora_steps=2, batch_size=2, seq_len=32,
                         max_corpus_lines=3000, heldout_lines=20)  # fmt: skip
@@ -53,7 +53,7 @@ def test_the_exported_folder_loads_with_plain_transformers_and_gives_the_same_lo
     in_memory = _logits(work / "merged", ids)  # the model the pipeline trained, in fp32
     assert torch.equal(_logits(out, ids), in_memory)  # exported in the original's fp32
 
-    bf16 = export_model(work, tmp_path / "bf16", dtype="bfloat16")
+    bf16 = export_work(work, tmp_path / "bf16", dtype="bfloat16")
     assert bf16.dtype == "bfloat16" and bf16.adapter and bf16.tokenizer_model
     assert json.loads((tmp_path / "bf16" / "config.json").read_text())["dtype"] == "bfloat16"
     weights = (tmp_path / "bf16" / "model.safetensors").stat().st_size
