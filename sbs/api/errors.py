@@ -23,7 +23,7 @@ from sbs.catalog.messages import message_text
 from sbs.core.errors import ServiceError
 from sbs.questions.importers import QuestionFileError
 from sbs.studies.services import GenerationSettingsError
-from sbs.voting.services import AlreadyJudged, VoteError
+from sbs.voting.services import AlreadyJudged, NoSuchAssignment, VoteError
 
 
 class FormInvalid(Exception):
@@ -122,6 +122,7 @@ def install(api: NinjaAPI) -> None:
         (InviteError, partial(_refused, status=400)),
         (VoteError, partial(_refused, status=400)),
         (AlreadyJudged, _already_judged),
+        (NoSuchAssignment, _not_found),  # not theirs: as if it did not exist
         (Conflict, partial(_refused, status=409)),
     ]
     for exc_class, handler in handlers:
