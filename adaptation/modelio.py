@@ -145,6 +145,20 @@ def resolve_folder(path: Path, cache_dir: Path) -> Path:
     raise FileNotFoundError(f"{path} is neither a model folder with config.json nor a .gguf file")
 
 
+def left_padded(tokenizer: Any) -> Any:
+    """``tokenizer`` set up for batched generation: left padding, eos as pad if it has none."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def heads_tied(model: Any) -> bool:
+    """Does the LM head share its weight tensor with the input embeddings?"""
+    head = model.get_output_embeddings()
+    return head is not None and head.weight is model.get_input_embeddings().weight
+
+
 def load_model(path: Path, *, cache_dir: Path, device: str = "auto") -> LoadedModel:
     """Load a causal LM and its tokenizer for inference (eval mode, left padding)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -152,10 +166,7 @@ def load_model(path: Path, *, cache_dir: Path, device: str = "auto") -> LoadedMo
     folder = resolve_folder(Path(path), Path(cache_dir))
     device = pick_device(device)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = left_padded(AutoTokenizer.from_pretrained(folder))
     model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     model = model.to(device)
     model.eval()

@@ -44,6 +44,8 @@ from typing import Any, Literal
 
 import torch
 
+from adaptation.modelio import heads_tied
+
 TrainMode = Literal["embeddings", "lora", "end_to_end_lora"]
 TRAIN_MODES: tuple[str, ...] = ("embeddings", "lora", "end_to_end_lora")
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -193,11 +195,6 @@ def embedding_module_names(model: Any) -> list[str]:
     return names
 
 
-def _tied(model: Any) -> bool:
-    head = model.get_output_embeddings()
-    return head is not None and head.weight is model.get_input_embeddings().weight
-
-
 def prepare_model(model: Any, config: TrainConfig) -> Any:
     """Freeze/wrap ``model`` for the mode; returns the model to train (peft-wrapped for LoRA)."""
     if config.gradient_checkpointing:
@@ -214,7 +211,7 @@ def prepare_model(model: Any, config: TrainConfig) -> Any:
             lora_dropout=config.lora_dropout,
             target_modules=list(config.target_modules),
             modules_to_save=embedding_module_names(model) if config.lora_embeddings else None,
-            ensure_weight_tying=config.lora_embeddings and _tied(model),
+            ensure_weight_tying=config.lora_embeddings and heads_tied(model),
             bias="none",
             task_type="CAUSAL_LM",
         )

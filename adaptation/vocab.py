@@ -43,6 +43,7 @@ from typing import Any
 
 import torch
 
+from adaptation.modelio import heads_tied
 from adaptation.registry import Registry, gettext_noop
 
 
@@ -433,8 +434,8 @@ def swap_vocabulary(
     )
     input_emb = model.get_input_embeddings()
     output_emb = model.get_output_embeddings()
-    tied = output_emb is not None and output_emb.weight is input_emb.weight
-    report.tied = bool(tied)
+    tied = heads_tied(model)
+    report.tied = tied
     old_in = input_emb.weight.detach().clone()
     old_out = None if tied or output_emb is None else output_emb.weight.detach().clone()
     old_bias = None

@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from adaptation.generate import GenerationSettings, generate_answers  # noqa: E402
 from adaptation.head import choose_head  # noqa: E402
-from adaptation.modelio import LoadedModel, load_model  # noqa: E402
+from adaptation.modelio import LoadedModel, left_padded, load_model  # noqa: E402
 from adaptation.pipeline import STEPS, PipelineConfig, run_pipeline  # noqa: E402
 from adaptation.repetition import distinct_share, mean_distinct_share  # noqa: E402
 from adaptation.scoring import bits_per_character  # noqa: E402
@@ -131,7 +131,7 @@ def main() -> None:
         model, result = train(model, new_tok, sample, train_cfg)
         after = (bpc(model, new_tok, prose), bpc(model, new_tok, dictionary))
         t2 = time.perf_counter()
-        loaded = LoadedModel(model=model, tokenizer=original_padding(new_tok), device=args.device,
+        loaded = LoadedModel(model=model, tokenizer=left_padded(new_tok), device=args.device,
                              folder=WORK)  # fmt: skip
         quotes[name] = answers(loaded, questions)
         print(f"{name}: scoring {t1 - t0:.0f} s, answers {time.perf_counter() - t2:.0f} s",
@@ -203,14 +203,6 @@ def main() -> None:
         for question, text in zip(questions, texts, strict=True):
             print(f"- **{name}** — {question}\n  > {text[:300]!r}")
     print(f"\nload average after: {load_average()}")
-
-
-def original_padding(tokenizer: Any) -> Any:
-    """Left padding for batched generation, as :func:`load_model` sets it."""
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def _share(texts: list[str]) -> str:
