@@ -288,13 +288,18 @@ def speed_table(rounds: int) -> None:
     )
 
 
+def _fitted(n_votes: int, n_models: int) -> tuple[Cells, BTFit]:
+    """Synthetic battles as cells in the Arena's model order, and their point estimate."""
+    df = synthetic_battles(n_votes, n_models)
+    _, _, models, _ = arena_preprocess(df)
+    cells = encode(df, models)
+    return cells, fit_bradley_terry(cells)
+
+
 def trade_off_table(rounds: int, seeds: int) -> None:
     rows: list[list[object]] = []
     for n_votes, n_models in TRADE_OFF_SIZES:
-        df = synthetic_battles(n_votes, n_models)
-        _, _, models, _ = arena_preprocess(df)
-        cells = encode(df, models)
-        point = fit_bradley_terry(cells)
+        cells, point = _fitted(n_votes, n_models)
         per_draw: dict[str, np.ndarray] = {}
         for draw in DRAWS:
             found = []
@@ -364,10 +369,7 @@ def _timed_solve(
 def tolerance_table(rounds: int) -> None:
     rows: list[list[object]] = []
     for n_votes, n_models in TRADE_OFF_SIZES:
-        df = synthetic_battles(n_votes, n_models)
-        _, _, models, _ = arena_preprocess(df)
-        cells = encode(df, models)
-        point = fit_bradley_terry(cells)
+        cells, point = _fitted(n_votes, n_models)
         counts, per = draw_counts(cells, rounds, 0, "poisson")
         results = {}
         for tol in (1e-10, 1e-7, BOOT_TOL, 1e-5, 1e-4):
