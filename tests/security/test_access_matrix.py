@@ -50,6 +50,18 @@ def _is_login_redirect(response: Any) -> bool:
     return response.status_code == 302 and response.url.startswith(LOGIN)
 
 
+def _assert_untouched(study: Study, live: Any) -> None:
+    """Nothing an intruder could write was written: the study's status, votes, accounts,
+    annotators and invite links are as they were."""
+    study.refresh_from_db()
+    assert study.status == Study.Status.OPEN, "an intruder changed the study's status"
+    assert not Vote.objects.exists(), "an intruder's vote was stored"
+    assert not get_user_model().objects.filter(username="intruder-made").exists()
+    assert not study.annotators.filter(pk=live.outsider.pk).exists()
+    assert study.annotators.filter(pk=live.annotators[1].pk).exists(), "an intruder removed one"
+    assert not Invite.objects.exists(), "an intruder issued an invite link"
+
+
 def _intruders(live: Any, endpoint: Endpoint) -> dict[str, Any]:
     intruders = {
         "anonymous": None,
@@ -132,13 +144,7 @@ def test_every_id_url_is_404_to_everyone_but_its_owner(live):
                         f"{method.upper()} {url} as {who}: {response.status_code}{where}"
                     )
 
-    study.refresh_from_db()
-    assert study.status == Study.Status.OPEN, "an intruder changed the study's status"
-    assert not Vote.objects.exists(), "an intruder's vote was stored"
-    assert not get_user_model().objects.filter(username="intruder-made").exists()
-    assert not study.annotators.filter(pk=live.outsider.pk).exists()
-    assert study.annotators.filter(pk=live.annotators[1].pk).exists(), "an intruder removed one"
-    assert not Invite.objects.exists(), "an intruder issued an invite link"
+    _assert_untouched(study, live)
     assert not Answer.objects.filter(excluded=True).exists(), "an intruder excluded an answer"
 
     for endpoint in targets:
@@ -306,13 +312,7 @@ def test_every_api_route_with_an_id_is_closed_to_everyone_but_its_owner(named_li
                 if leaked:
                     problems.append(f"{method.upper()} {url} as {who} leaks {leaked}")
 
-    study.refresh_from_db()
-    assert study.status == Study.Status.OPEN, "an intruder changed the study's status"
-    assert not Vote.objects.exists(), "an intruder's vote was stored"
-    assert not get_user_model().objects.filter(username="intruder-made").exists()
-    assert not study.annotators.filter(pk=live.outsider.pk).exists()
-    assert study.annotators.filter(pk=live.annotators[1].pk).exists(), "an intruder removed one"
-    assert not Invite.objects.exists(), "an intruder issued an invite link"
+    _assert_untouched(study, live)
     assert not AdaptationJob.objects.exists(), "an intruder started an adaptation"
 
     # The owner (or the study's annotator, who has judged a pair by now) is served by every GET.
