@@ -83,6 +83,11 @@ def progress(user: User, study: Study) -> Progress:
     return found[1] if found is not None else Progress(0, 0, 0, 0)
 
 
+def annotated_study(user: User, study_id: int) -> Study | None:
+    """The study if this user has pairs to judge in it (withdrawn ones too), else None."""
+    return Study.objects.filter(pk=study_id, pairs__assignments__annotator=user).distinct().first()
+
+
 def study_with_progress(user: User, study_id: int) -> tuple[Study, Progress] | None:
     """The study and the annotator's :class:`Progress` in it (the vote page reads both in
     one query); None when there is no such study."""

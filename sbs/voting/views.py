@@ -5,12 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from sbs.accounts.roles import AuthedRequest, annotator_required
-from sbs.studies.models import Assignment, Study
+from sbs.studies.models import Study
 from sbs.voting import selectors
 from sbs.voting.models import Choice
 from sbs.voting.services import AlreadyJudged, NoSuchAssignment, VoteError, vote_record
@@ -161,7 +161,7 @@ def vote_change(request: AuthedRequest, study_id: int, assignment_id: int) -> Ht
 
 
 def _annotated_study(request: AuthedRequest, study_id: int) -> Study:
-    study = get_object_or_404(Study, pk=study_id)
-    if not Assignment.objects.filter(pair__study=study, annotator_id=request.user.pk).exists():
+    study = selectors.annotated_study(request.user, study_id)
+    if study is None:  # no such study, or not theirs
         raise Http404
     return study

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
 from sbs.api.auth import AccountToken, caller
@@ -39,8 +38,8 @@ router = Router(tags=["annotation"], auth=AccountToken())
 
 def _annotated_study(user: User, study_id: int) -> Study:
     """A study in which the caller has pairs to judge, else 404 (as the vote pages)."""
-    study = get_object_or_404(Study, pk=study_id)
-    if not Assignment.objects.filter(pair__study=study, annotator_id=user.pk).exists():
+    study = voting_selectors.annotated_study(user, study_id)
+    if study is None:
         raise Http404
     return study
 
