@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -81,11 +82,12 @@ def study_vote_frame(study: Study) -> pd.DataFrame:
 class SpeedRow:
     model: str
     answers: int
-    median_new_tokens: float
-    median_tokens_per_second: float
-    median_chars_per_second: float
+    # None: no answer of this model recorded it (imported answers may carry no timings)
+    median_new_tokens: float | None
+    median_tokens_per_second: float | None
+    median_chars_per_second: float | None
     median_chars: float
-    eos_share: float
+    eos_share: float | None
     # loops: the mean share of distinct word 3-grams in an answer (1 = no repetition)
     distinct_3gram_share: float | None = None
     # the controlled measure: the fixed reference text, timed in the generation's process
@@ -95,9 +97,18 @@ class SpeedRow:
     reference_single_pass_s_per_1000_chars: float | None = None
 
 
+def _median(values: Iterable[float | None]) -> float | None:
+    """The median of the recorded values; None when none was recorded."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def speed_rows(study: Study) -> list[SpeedRow]:
     """Per model: medians over its answers of tokens, tokens/s and characters/s, and how
-    much its answers repeat themselves (:func:`adaptation.repetition.mean_distinct_share`)."""
+    much its answers repeat themselves (:func:`adaptation.repetition.mean_distinct_share`).
+
+    Each median is over the answers that recorded the quantity (an imported answer may
+    carry no token count or time); a model none of whose answers did gets None, never 0."""
     out = []
     for model in (study.model_a, study.model_b):
         answers = list(
@@ -109,15 +120,16 @@ def speed_rows(study: Study) -> list[SpeedRow]:
             continue
         run = GenerationRun.objects.filter(study=study, model=model).first()
         reference = (run.reference_speed if run else None) or {}
+        stops = [a.stop_reason for a in answers if a.stop_reason != Answer.StopReason.UNKNOWN]
         out.append(
             SpeedRow(
                 model=model.name,
                 answers=len(answers),
-                median_new_tokens=statistics.median(a.new_tokens for a in answers),
-                median_tokens_per_second=statistics.median(a.tokens_per_second for a in answers),
-                median_chars_per_second=statistics.median(a.chars_per_second for a in answers),
+                median_new_tokens=_median(a.new_tokens for a in answers),
+                median_tokens_per_second=_median(a.tokens_per_second for a in answers),
+                median_chars_per_second=_median(a.chars_per_second for a in answers),
                 median_chars=statistics.median(len(a.text) for a in answers),
-                eos_share=sum(a.stop_reason == "eos" for a in answers) / len(answers),
+                eos_share=sum(s == "eos" for s in stops) / len(stops) if stops else None,
                 distinct_3gram_share=mean_distinct_share(a.text for a in answers),
                 reference_chars=reference.get("chars"),
                 reference_tokens=reference.get("tokens"),

@@ -21,7 +21,7 @@ class ModelRegisterForm(forms.Form):
         label=_("…or upload an archive (.zip, .tar.gz) or a .gguf file"), required=False
     )
     parent = forms.ModelChoiceField(
-        label=_("Adapted from"), queryset=ModelEntry.objects.ready(), required=False
+        label=_("Adapted from"), queryset=ModelEntry.objects.ready().with_files(), required=False
     )
 
     def clean_archive(self) -> UploadedFile[Any] | None:
@@ -34,6 +34,17 @@ class ModelRegisterForm(forms.Form):
         if bool(data.get("path")) == bool(data.get("archive")):
             raise forms.ValidationError(_("Give either a path or an uploaded file, not both."))
         return data
+
+
+class AnswerImportForm(forms.Form):
+    """A file of pre-generated answers to one question set (``sbs.catalog.answer_files``)."""
+
+    file = forms.FileField(label=_("File of answers (.jsonl or .csv, UTF-8)"))
+
+    def clean_file(self) -> UploadedFile[Any]:
+        upload: UploadedFile[Any] = self.cleaned_data["file"]
+        refuse_if_larger(upload, settings.QUESTION_FILE_MAX_BYTES, _("The file of answers"))
+        return upload
 
 
 def config_fields(config_class: type) -> dict[str, forms.Field]:

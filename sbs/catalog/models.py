@@ -15,11 +15,18 @@ class ModelEntryQuerySet(models.QuerySet["ModelEntry"]):
         """Entries with their files installed (not names reserved by a running job)."""
         return self.filter(ready=True)
 
+    def with_files(self) -> ModelEntryQuerySet:
+        """Entries that are model files (what can be adapted, scored or downloaded), not
+        systems known only by their imported answers."""
+        return self.exclude(kind=ModelEntry.Kind.ANSWERS)
+
 
 class ModelEntry(models.Model):
     class Kind(models.TextChoices):
         HF_FOLDER = "hf_folder", _("Hugging Face folder")
         GGUF = "gguf", _("GGUF file")
+        # A system known by its answers alone (vLLM, an API model, an earlier run): no files.
+        ANSWERS = "answers", _("imported answers")
 
     name = models.CharField(_("name"), max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -46,6 +53,47 @@ class ModelEntry(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_imported(self) -> bool:
+        """A system whose answers were imported: nothing to load, adapt or generate with."""
+        return self.kind == ModelEntry.Kind.ANSWERS
+
+
+class ImportedAnswer(models.Model):
+    """A pre-generated answer of a system to one question (``sbs.catalog.answer_files``).
+
+    A study comparing the system copies these into its run instead of generating. Token
+    counts and seconds are null where the file did not record them (no speed is invented).
+    """
+
+    system = models.ForeignKey(
+        ModelEntry, on_delete=models.PROTECT, related_name="imported_answers"
+    )
+    question = models.ForeignKey(
+        "questions.Question", on_delete=models.PROTECT, related_name="imported_answers"
+    )
+    text = models.TextField()
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    new_tokens = models.PositiveIntegerField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["system", "question__position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["system", "question"], name="imported_answer_unique_system_question"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(seconds__isnull=True) | models.Q(seconds__gte=0),
+                name="imported_answer_seconds_nonnegative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"imported answer system={self.system_id} question={self.question_id}"
 
 
 class AdaptationJob(Job):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils.translation import gettext as _
 
 from sbs.catalog.models import AdaptationJob, ModelEntry, ModelImportJob
@@ -14,6 +14,30 @@ from sbs.core.formats import decimal
 
 def models_ready() -> QuerySet[ModelEntry]:
     return ModelEntry.objects.ready().select_related("parent")
+
+
+def imported_answer_sets(entry: ModelEntry) -> list[dict[str, Any]]:
+    """Per question set a system answered: its answers, and how many recorded token counts
+    and seconds (what the speed table can use)."""
+    rows = (
+        entry.imported_answers.values("question__question_set", "question__question_set__name")
+        .annotate(
+            answers=Count("pk"),
+            with_tokens=Count("new_tokens"),
+            with_seconds=Count("seconds"),
+        )
+        .order_by("question__question_set__name")
+    )
+    return [
+        {
+            "question_set_id": r["question__question_set"],
+            "question_set": r["question__question_set__name"],
+            "answers": r["answers"],
+            "with_tokens": r["with_tokens"],
+            "with_seconds": r["with_seconds"],
+        }
+        for r in rows
+    ]
 
 
 def recent_adaptations(limit: int = 50) -> list[AdaptationJob]:
@@ -86,6 +110,8 @@ def download_files(entry: ModelEntry, *, adapter: bool = False) -> list[tuple[st
     from adaptation.export import ADAPTER, ADAPTER_FILES
     from sbs.catalog.services import model_path
 
+    if entry.is_imported:
+        return None
     root = model_path(entry)
     if adapter:
         root = root / ADAPTER

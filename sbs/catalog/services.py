@@ -205,6 +205,12 @@ def _install_adapter(model_dir: Path, installed: Path) -> None:
 
 
 def model_path(entry: ModelEntry) -> Path:
+    """Where the entry's files are; a system known by its imported answers has none."""
+    if entry.is_imported:
+        raise ServiceError(
+            _("“%(name)s” is known by its imported answers alone: it has no model files.")
+            % {"name": entry.name}
+        )
     path = Path(entry.path)
     return path if path.is_absolute() else Path(settings.MODEL_STORE) / path
 

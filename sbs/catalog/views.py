@@ -96,6 +96,7 @@ def model_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             "phi_plots": section_figure("merge", curve),
             "downloadable": selectors.made_by_the_tool(entry),
             "has_adapter": selectors.download_files(entry, adapter=True) is not None,
+            "answer_sets": selectors.imported_answer_sets(entry) if entry.is_imported else [],
         },
     )
 
@@ -124,7 +125,7 @@ def model_download(request: AuthedRequest, pk: int) -> StreamingHttpResponse:
 @researcher_required
 def model_adapt(request: AuthedRequest, pk: int) -> HttpResponse:
     """Adapt a model to Russian: the job runs on a GPU-queue worker and registers the result."""
-    parent = get_object_or_404(ModelEntry.objects.ready(), pk=pk)
+    parent = get_object_or_404(ModelEntry.objects.ready().with_files(), pk=pk)
     form = AdaptForm(request.POST or None, initial={"name": f"{parent.name}-ru"})
     if request.method == "POST" and form.is_valid():
         config = {k: v for k, v in form.cleaned_data.items() if k != "name" and v is not None}

@@ -12,8 +12,9 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -27,6 +28,7 @@ MAX_FIELD_CHARS = 100_000
 FIELDS = ("id", "question", "category", "reference")
 
 FileFormat = Literal["csv", "jsonl"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -141,25 +143,35 @@ def _row_to_question(
     )
 
 
-def _parse_csv(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQuestion]]:
+RowConverter = Callable[[dict[str, object], int, int, list[LineError]], T | None]
+
+
+def _parse_csv(
+    text: str, errors: list[LineError], required: Sequence[str], convert: RowConverter[T]
+) -> list[tuple[int, T]]:
+    """(line, row) for each CSV row ``convert`` accepts; header names are case-folded."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    if "question" not in header:
+    missing = [key for key in required if key not in header]
+    for key in missing:
         errors.append(
             LineError(
-                1, _("missing column “question” (found: %(found)s)") % {"found": ", ".join(header)}
+                1,
+                _("missing column “%(key)s” (found: %(found)s)")
+                % {"key": key, "found": ", ".join(header)},
             )
         )
+    if missing:
         return []
     reader.fieldnames = header
-    rows: list[tuple[int, ParsedQuestion]] = []
+    rows: list[tuple[int, T]] = []
     try:
         for number, raw in enumerate(reader, start=1):
             line = reader.line_num
             if None in raw:
                 errors.append(LineError(line, _("more cells than columns in the header")))
                 continue
-            parsed = _row_to_question(dict(raw), line, number, errors)
+            parsed = convert(dict(raw), line, number, errors)
             if parsed is not None:
                 rows.append((line, parsed))
     except csv.Error as exc:
@@ -167,8 +179,11 @@ def _parse_csv(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQues
     return rows
 
 
-def _parse_jsonl(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQuestion]]:
-    rows: list[tuple[int, ParsedQuestion]] = []
+def _parse_jsonl(
+    text: str, errors: list[LineError], required: Sequence[str], convert: RowConverter[T]
+) -> list[tuple[int, T]]:
+    """(line, row) for each JSON object line ``convert`` accepts; blank lines are skipped."""
+    rows: list[tuple[int, T]] = []
     number = 0
     for line, chunk in enumerate(text.splitlines(), start=1):
         if not chunk.strip():
@@ -185,20 +200,37 @@ def _parse_jsonl(text: str, errors: list[LineError]) -> list[tuple[int, ParsedQu
         if not isinstance(raw, dict):
             errors.append(LineError(line, _("each line must be a JSON object")))
             continue
-        if "question" not in raw:
-            errors.append(LineError(line, _("missing key “question”")))
+        missing = [key for key in required if key not in raw]
+        if missing:
+            for key in missing:
+                errors.append(LineError(line, _("missing key “%(key)s”") % {"key": key}))
             continue
-        parsed = _row_to_question(raw, line, number, errors)
+        parsed = convert(raw, line, number, errors)
         if parsed is not None:
             rows.append((line, parsed))
     return rows
 
 
+def parse_rows(
+    data: bytes,
+    file_format: FileFormat,
+    errors: list[LineError],
+    *,
+    required: Sequence[str],
+    convert: RowConverter[T],
+) -> list[tuple[int, T]]:
+    """Decode (strict UTF-8) and read every row of a CSV or JSONL file; problems go to
+    ``errors`` with their line, and the rows ``convert`` accepted come back with theirs."""
+    text = decode_utf8(data)
+    if file_format == "csv":
+        return _parse_csv(text, errors, required, convert)
+    return _parse_jsonl(text, errors, required, convert)
+
+
 def parse_questions(data: bytes, file_format: FileFormat) -> list[ParsedQuestion]:
     """All questions of the file, or a :class:`QuestionFileError` listing every problem."""
-    text = decode_utf8(data)
     errors: list[LineError] = []
-    rows = _parse_csv(text, errors) if file_format == "csv" else _parse_jsonl(text, errors)
+    rows = parse_rows(data, file_format, errors, required=["question"], convert=_row_to_question)
     seen: dict[str, int] = {}
     for line, parsed in rows:
         if parsed.external_id in seen:

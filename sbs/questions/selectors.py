@@ -17,6 +17,15 @@ def question_sets_with_counts() -> QuerySet[QuestionSet]:
     return QuestionSet.objects.annotate(n=Count("questions"))
 
 
+def systems_answering(question_set: QuestionSet) -> QuerySet[ModelEntry]:
+    """The systems with imported answers to this set, each with ``n`` (its answers here)."""
+    return (
+        ModelEntry.objects.filter(imported_answers__question__question_set=question_set)
+        .annotate(n=Count("imported_answers"))
+        .order_by("name")
+    )
+
+
 def benchmarks_with_counts() -> QuerySet[Benchmark]:
     return Benchmark.objects.annotate(n=Count("items"))
 

@@ -140,6 +140,11 @@ def benchmark_run_start(
         raise ServiceError(_("Unknown prompt format “%(f)s”.") % {"f": prompt_format})
     if not model.ready:
         raise ServiceError(_("The model “%(name)s” is not installed yet.") % {"name": model})
+    if model.is_imported:
+        raise ServiceError(
+            _("“%(name)s” is known by its imported answers alone: there is no model to score.")
+            % {"name": model}
+        )
     with transaction.atomic():
         run, created = BenchmarkRun.objects.get_or_create(
             model=model, benchmark=benchmark, prompt_format=prompt_format,

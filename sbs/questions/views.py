@@ -3,6 +3,9 @@ study's two models)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,6 +13,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from sbs.accounts.roles import AuthedRequest, researcher_required
+from sbs.catalog import answers
+from sbs.catalog.forms import AnswerImportForm
 from sbs.catalog.models import ModelEntry
 from sbs.questions import selectors, services
 from sbs.questions.forms import (
@@ -18,9 +23,21 @@ from sbs.questions.forms import (
     QuestionImportForm,
     ShippedBenchmarkForm,
 )
-from sbs.questions.importers import QuestionFileError
+from sbs.questions.importers import QuestionFileError, detect_format
 from sbs.questions.models import Benchmark, QuestionSet
 from sbs.studies.models import Study
+
+T = TypeVar("T")
+
+
+def _imported(do: Callable[[], T]) -> tuple[T | None, list[str]]:
+    """Run an import; a refusal (nothing was written) becomes the lines the page lists."""
+    try:
+        return do(), []
+    except QuestionFileError as exc:
+        return None, [str(e) for e in exc.errors]
+    except services.ServiceError as exc:
+        return None, [str(exc)]
 
 
 @researcher_required
@@ -29,18 +46,15 @@ def question_sets(request: AuthedRequest) -> HttpResponse:
     errors: list[str] = []
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        try:
-            qset = services.question_set_import(
+        qset, errors = _imported(
+            lambda: services.question_set_import(
                 name=form.cleaned_data["name"],
                 data=upload.read(),
                 filename=upload.name,
                 user=request.user,
             )
-        except QuestionFileError as exc:
-            errors = [str(e) for e in exc.errors]
-        except services.ServiceError as exc:
-            errors = [str(exc)]
-        else:
+        )
+        if qset is not None:
             messages.success(
                 request, _("Imported %(n)d questions.") % {"n": qset.questions.count()}
             )
@@ -53,11 +67,38 @@ def question_sets(request: AuthedRequest) -> HttpResponse:
 
 @researcher_required
 def question_set_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The questions of a set, the systems whose answers to them were imported, and the
+    import of a file of pre-generated answers (refused whole, with every problem by line)."""
     qset = get_object_or_404(QuestionSet, pk=pk)
+    form = AnswerImportForm(request.POST or None, request.FILES or None)
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        systems, errors = _imported(
+            lambda: answers.answers_import(
+                data=upload.read(),
+                file_format=detect_format(upload.name),
+                question_set=qset,
+                user=request.user,
+            )
+        )
+        if systems is not None:
+            messages.success(
+                request,
+                _("Imported the answers of %(systems)s: they can now be compared in a study.")
+                % {"systems": ", ".join(s.name for s in systems)},
+            )
+            return redirect("questions:detail", pk=qset.pk)
     return render(
         request,
         "questions/question_set_detail.html",
-        {"qset": qset, "questions": qset.questions.all()},
+        {
+            "qset": qset,
+            "questions": qset.questions.all(),
+            "systems": selectors.systems_answering(qset),
+            "form": form,
+            "errors": errors,
+        },
     )
 
 
@@ -73,31 +114,29 @@ def benchmarks(request: AuthedRequest) -> HttpResponse:
     )
     shipped_form = ShippedBenchmarkForm(request.POST if action == "shipped" else None)
     errors: list[str] = []
-    try:
-        benchmark = None
-        if action == "upload" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            benchmark = services.benchmark_import(
+    benchmark: Benchmark | None = None
+    if action == "upload" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        benchmark, errors = _imported(
+            lambda: services.benchmark_import(
                 name=form.cleaned_data["name"],
                 data=upload.read(),
                 filename=upload.name,
                 user=request.user,
                 language=form.cleaned_data["language"],
             )
-        elif action == "shipped" and shipped_form.is_valid():
-            benchmark = services.benchmark_import_shipped(
+        )
+    elif action == "shipped" and shipped_form.is_valid():
+        benchmark, errors = _imported(
+            lambda: services.benchmark_import_shipped(
                 key=shipped_form.cleaned_data["shipped"],
                 name=shipped_form.cleaned_data["name"],
                 user=request.user,
             )
-    except QuestionFileError as exc:
-        errors = [str(e) for e in exc.errors]
-    except services.ServiceError as exc:
-        errors = [str(exc)]
-    else:
-        if benchmark is not None:
-            messages.success(request, _("Imported %(n)d items.") % {"n": benchmark.items.count()})
-            return redirect("questions:benchmark", benchmark.pk)
+        )
+    if benchmark is not None:
+        messages.success(request, _("Imported %(n)d items.") % {"n": benchmark.items.count()})
+        return redirect("questions:benchmark", benchmark.pk)
     return render(
         request,
         "questions/benchmarks.html",
@@ -169,7 +208,7 @@ def _runs_page(
 @researcher_required
 def model_benchmarks(request: AuthedRequest, model_pk: int) -> HttpResponse:
     """A model's benchmark runs, and the form that starts more."""
-    model = get_object_or_404(ModelEntry.objects.ready(), pk=model_pk)
+    model = get_object_or_404(ModelEntry.objects.ready().with_files(), pk=model_pk)
     return _runs_page(
         request,
         [model],
@@ -187,7 +226,7 @@ def study_benchmarks(request: AuthedRequest, study_pk: int) -> HttpResponse:
     )
     return _runs_page(
         request,
-        [study.model_a, study.model_b],
+        [m for m in (study.model_a, study.model_b) if not m.is_imported],
         title=_("Benchmarks of study “%(study)s”") % {"study": study.name},
         back=reverse("studies:detail", args=[study.pk]),
         study=study,

@@ -94,13 +94,15 @@ class Answer(models.Model):
     class StopReason(models.TextChoices):
         EOS = "eos", _("end of sequence")
         LENGTH = "length", _("length limit")
+        UNKNOWN = "unknown", _("not recorded")  # an imported answer
 
     run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="answers")
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="answers")
     text = models.TextField()
-    prompt_tokens = models.PositiveIntegerField()
-    new_tokens = models.PositiveIntegerField()
-    seconds = models.FloatField(help_text="generation wall time of this answer")
+    # Null: not recorded (an imported answer whose file gave no token counts or time).
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    new_tokens = models.PositiveIntegerField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="generation wall time")
     tokenize_seconds = models.FloatField(default=0.0)
     batch_size = models.PositiveIntegerField(default=1)
     stop_reason = models.CharField(max_length=16, choices=StopReason.choices)
@@ -121,12 +123,18 @@ class Answer(models.Model):
         return f"answer run={self.run_id} question={self.question_id}"
 
     @property
-    def tokens_per_second(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+    def tokens_per_second(self) -> float | None:
+        """new tokens / seconds; None where either was not recorded or no time passed."""
+        if self.new_tokens is None or not self.seconds or self.seconds <= 0:
+            return None
+        return self.new_tokens / self.seconds
 
     @property
-    def chars_per_second(self) -> float:
-        return len(self.text) / self.seconds if self.seconds > 0 else 0.0
+    def chars_per_second(self) -> float | None:
+        """characters / seconds; None where the time was not recorded or is zero."""
+        if not self.seconds or self.seconds <= 0:
+            return None
+        return len(self.text) / self.seconds
 
 
 class Pair(models.Model):

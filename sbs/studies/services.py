@@ -17,7 +17,8 @@ from django.utils.translation import gettext as _
 from adaptation.generate import GenerationSettings
 from sbs.accounts.models import Invite
 from sbs.accounts.services import invite_issue
-from sbs.catalog.models import ModelEntry
+from sbs.catalog.answers import missing_answers
+from sbs.catalog.models import ImportedAnswer, ModelEntry
 from sbs.core import jobs
 from sbs.core.errors import ServiceError
 from sbs.questions.models import QuestionSet
@@ -70,11 +71,45 @@ def study_generation_problems(
     model_b: ModelEntry,
     generation: dict[str, Any],
 ) -> list[Problem]:
-    """What stops these generation settings on these models (``sbs.studies.preflight``)."""
-    return generation_problems(
-        models=[model_a, model_b],
-        questions=list(question_set.questions.values_list("external_id", "text")),
-        generation=generation,
+    """What stops this study: a system of imported answers that leaves questions of the set
+    unanswered, or generation settings that do not fit a model (``sbs.studies.preflight``)."""
+    problems = [
+        problem
+        for field, model in (("model_a", model_a), ("model_b", model_b))
+        if (problem := _unanswered_problem(field, model, question_set)) is not None
+    ]
+    generated = [m for m in (model_a, model_b) if not m.is_imported]
+    if generated:
+        problems += generation_problems(
+            models=generated,
+            questions=list(question_set.questions.values_list("external_id", "text")),
+            generation=generation,
+        )
+    return problems
+
+
+def _unanswered_problem(field: str, model: ModelEntry, question_set: QuestionSet) -> Problem | None:
+    """A system of imported answers must answer every question of the study's set."""
+    if not model.is_imported:
+        return None
+    missing = missing_answers(model, question_set)
+    if not missing:
+        return None
+    shown = ", ".join(f"“{m}”" for m in missing[:5]) + (" …" if len(missing) > 5 else "")
+    return Problem(
+        field,
+        _(
+            "%(model)s has imported answers for other questions: %(n)d of the %(total)d "
+            "questions of “%(set)s” have none (%(ids)s). Import its answers to this set, or "
+            "choose another question set."
+        )
+        % {
+            "model": model.name,
+            "n": len(missing),
+            "total": question_set.questions.count(),
+            "set": question_set.name,
+            "ids": shown,
+        },
     )
 
 
@@ -239,9 +274,43 @@ def study_start(*, study: Study) -> list[GenerationRun]:
             for model in (study.model_a, study.model_b)
         ]
         for run in runs:
-            jobs.enqueue(run)
+            if run.model.is_imported:
+                _run_from_imported(study, run)
+            else:
+                jobs.enqueue(run)
     study.status = Study.Status.GENERATING
+    if all(run.model.is_imported for run in runs) and study_open_if_ready(study_id=study.pk):
+        study.status = Study.Status.OPEN
     return runs
+
+
+def _run_from_imported(study: Study, run: GenerationRun) -> None:
+    """Fill a run with its system's imported answers (no worker): done at once.
+
+    The answers pass the same self-identification check as generated ones, so an imported
+    answer that names its system is held for review before any annotator sees it."""
+    names = tuple(n for n in (study.model_a.name, study.model_b.name) if len(n) >= 5)
+    imported = ImportedAnswer.objects.filter(
+        system=run.model, question__question_set=study.question_set
+    )
+    rows = Answer.objects.bulk_create(
+        Answer(
+            run=run,
+            question_id=a.question_id,
+            text=a.text,
+            prompt_tokens=a.prompt_tokens,
+            new_tokens=a.new_tokens,
+            seconds=a.seconds,
+            stop_reason=Answer.StopReason.UNKNOWN,
+            self_identifies=names_itself(a.text, names),
+        )
+        for a in imported.only("question_id", "text", "prompt_tokens", "new_tokens", "seconds")
+    )
+    now = timezone.now()
+    GenerationRun.objects.filter(pk=run.pk).update(
+        status=GenerationRun.Status.DONE, device="imported", done_count=len(rows),
+        progress=1.0, started_at=now, finished_at=now,
+    )  # fmt: skip
 
 
 def run_retry(*, run: GenerationRun) -> bool:
@@ -417,7 +486,9 @@ def answer_review(*, study: Study, answer_id: int, decision: str) -> bool:
     the answer and sends its run again with another sampling seed for that question (with
     greedy decoding the new answer will be the same: use show or exclude there).
     """
-    answer = Answer.objects.filter(pk=answer_id, run__study=study).select_related("run").first()
+    answer = (
+        Answer.objects.filter(pk=answer_id, run__study=study).select_related("run__model").first()
+    )
     if answer is None:
         return False
     with transaction.atomic():
@@ -427,6 +498,13 @@ def answer_review(*, study: Study, answer_id: int, decision: str) -> bool:
             Answer.objects.filter(pk=answer.pk).update(excluded=True)
         elif decision == "regenerate":
             run = answer.run
+            if run.model.is_imported:
+                raise ServiceError(
+                    _(
+                        "This answer was imported: there is no model to generate it again. "
+                        "Show it or exclude it."
+                    )
+                )
             if run.status in (GenerationRun.Status.PENDING, GenerationRun.Status.RUNNING):
                 raise ServiceError(_("This model's answers are still being generated."))
             Pair.objects.filter(study=study, question_id=answer.question_id).update(

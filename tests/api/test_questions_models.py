@@ -198,3 +198,35 @@ def test_an_adaptation_takes_the_forms_defaults_and_refuses_unknown_settings(res
 def test_model_files_path_is_never_in_an_answer(researcher_api, model_store: Path):
     ModelEntry.objects.create(name="x", kind="gguf", path="x-123/model.gguf", sha256="c" * 64)
     assert "x-123" not in researcher_api.get("/api/models").content.decode()
+
+
+def test_answers_from_elsewhere_import_through_the_api_and_make_a_study(researcher_api):
+    qset = factories.question_set(2)
+    rows = [
+        {"question_id": f"q{i}", "system": name, "answer": f"Ответ {k} на {i}", "seconds": 1}
+        for k, name in enumerate(("vllm-llama", "api-model"))
+        for i in range(2)
+    ]
+    url = f"/api/question-sets/{qset.pk}/answers"
+    bad = researcher_api.post(url, {"file": SimpleUploadedFile("a.jsonl", _jsonl(*rows[:3]))})
+    assert bad.status_code == 400
+    assert (
+        "“api-model” has no answer for 1 of the 2 questions" in bad.json()["errors"][0]["message"]
+    )
+    assert not ModelEntry.objects.exists()
+    response = researcher_api.post(url, {"file": SimpleUploadedFile("a.jsonl", _jsonl(*rows))})
+    assert response.status_code == 201, response.content
+    systems = {m["name"]: m for m in response.json()}
+    assert set(systems) == {"vllm-llama", "api-model"}
+    assert {m["kind"] for m in systems.values()} == {"answers"}
+    study = researcher_api.post(
+        "/api/studies",
+        {"name": "imported", "question_set": qset.pk, "model_a": systems["vllm-llama"]["id"],
+         "model_b": systems["api-model"]["id"]},
+        content_type="application/json",
+    )  # fmt: skip
+    assert study.status_code == 201, study.content
+    started = researcher_api.post(f"/api/studies/{study.json()['id']}/start")
+    assert started.status_code in (200, 202), started.content
+    status = researcher_api.get(f"/api/studies/{study.json()['id']}").json()
+    assert status["status"] == "open"  # two imported systems: nothing to generate

@@ -193,6 +193,8 @@ API_SHARED_BETWEEN_RESEARCHERS = {
     "api:question_set_detail": "question sets are a library shared by all researchers",
     "api:model_detail": "models and their recipes are a library shared by all researchers",
     "api:model_adapt": "models are a library shared by all researchers",
+    "api:answers_import": "question sets are shared: any researcher may import answers to one "
+    "(new systems only; a system that answered the set, and every study's answers, stay as they are)",
 }
 
 

@@ -14,10 +14,13 @@ from ninja import File, Form, Router, Status, UploadedFile
 from sbs.api import selectors
 from sbs.api.auth import caller
 from sbs.api.errors import FormInvalid
-from sbs.api.schemas import FileErrors, QuestionSetDetailOut, QuestionSetOut
+from sbs.api.schemas import FileErrors, ModelOut, QuestionSetDetailOut, QuestionSetOut
+from sbs.catalog import answers
+from sbs.catalog.forms import AnswerImportForm
 from sbs.questions import selectors as question_selectors
 from sbs.questions import services as question_services
 from sbs.questions.forms import QuestionImportForm
+from sbs.questions.importers import detect_format
 from sbs.questions.models import QuestionSet
 
 router = Router(tags=["question sets"])
@@ -60,3 +63,32 @@ def question_set_detail(request: HttpRequest, question_set_id: int) -> dict[str,
     qset = get_object_or_404(QuestionSet, pk=question_set_id)
     items = list(qset.questions.values("external_id", "text", "category", "reference", "position"))
     return {**selectors.question_set_out(qset, len(items)), "items": items}
+
+
+@router.post(
+    "/{int:question_set_id}/answers",
+    response={201: list[ModelOut], 400: FileErrors},
+    url_name="answers_import",
+    openapi_extra={
+        "description": "Pre-generated answers to this set, a .jsonl or .csv file (UTF-8): "
+        "`question_id`, `system`, `answer`; optional `prompt_tokens`, `new_tokens`, "
+        "`seconds`, `metadata`. Every system must answer every question; each becomes a "
+        "model a study can compare."
+    },
+)
+def answers_import(
+    request: HttpRequest, question_set_id: int, file: File[UploadedFile]
+) -> Status[list[dict[str, Any]]]:
+    """Import answers from elsewhere as the question set's page does."""
+    qset = get_object_or_404(QuestionSet, pk=question_set_id)
+    form = AnswerImportForm(data={}, files=MultiValueDict({"file": [file]}))
+    if not form.is_valid():
+        raise FormInvalid(form)
+    upload = form.cleaned_data["file"]
+    systems = answers.answers_import(
+        data=upload.read(),
+        file_format=detect_format(upload.name),
+        question_set=qset,
+        user=caller(request),
+    )
+    return Status(201, [selectors.model_out(s) for s in systems])
