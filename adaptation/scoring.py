@@ -17,13 +17,21 @@
   letter). Requests are batched (left padding, explicit positions, logits kept only where a
   continuation is read) and results do not depend on the batch size beyond float rounding;
   choices that share their prompt and are one token long are read from one forward pass.
+* prompt sharing (``share_prompt``, the default): the choices of an item share its prompt's
+  key/value cache. One pass over the left-padded prompts gives ``past_key_values`` and
+  ``log p(c_1 | prompt)`` at the last position; a second pass feeds ``c_1 … c_{n−1}`` of each
+  choice (right padded) against the prompt's cache rows, at positions ``len(prompt) + t``,
+  for ``log p(c_{t+1} | prompt, c_≤t)``. The same token ids as the plain path, the same
+  log-likelihoods up to float rounding; the prompt is run once instead of once per choice.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal, Protocol
 
 import torch
@@ -64,7 +72,8 @@ def start_token_id(tokenizer: Any) -> int:
 
 
 def _device(model: Any) -> torch.device:
-    return next(model.parameters()).device
+    device: torch.device = next(model.parameters()).device
+    return device
 
 
 def _nll_bits(model: Any, sequences: list[list[int]], targets_from: list[int]) -> list[float]:
@@ -156,10 +165,12 @@ class ChoiceConfig:
     language: str = "ru"  # the labels of the prompt (LABELS); unknown languages get English
     batch_size: int = 16  # sequences per forward pass
     max_length: int = 2048  # longer sequences lose tokens from the left of the prompt
+    share_prompt: bool = True  # one prompt pass per item, its cache shared by the choices
 
     def to_dict(self) -> dict[str, Any]:
         return {"prompt_format": self.prompt_format, "language": self.language,
-                "batch_size": self.batch_size, "max_length": self.max_length}  # fmt: skip
+                "batch_size": self.batch_size, "max_length": self.max_length,
+                "share_prompt": self.share_prompt}  # fmt: skip
 
 
 def choice_requests(
@@ -233,16 +244,32 @@ def _rows(pairs: Sequence[tuple[list[int], list[int]]], max_length: int) -> list
     return rows
 
 
+def _left_padded(sequences: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of ``sequences`` padded on the left to the longest."""
+    width = max(len(s) for s in sequences)
+    ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, seq in enumerate(sequences):
+        ids[b, width - len(seq) :] = torch.tensor(seq)
+        mask[b, width - len(seq) :] = 1
+    return ids, mask
+
+
+def _forward_kept(model: Any, keep: int, **kwargs: Any) -> Any:
+    """``model(**kwargs)`` with the logits of the last ``keep`` positions only, where the
+    model takes ``logits_to_keep``."""
+    try:
+        return model(**kwargs, logits_to_keep=keep)
+    except TypeError:  # a model without logits_to_keep
+        return model(**kwargs)
+
+
 def _forward_last(model: Any, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> torch.Tensor:
     """Logits of the last ``keep`` positions of a left-padded batch; positions count from
     each row's first real token, so padding changes nothing but float rounding."""
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
-    try:
-        logits = model(**kwargs, logits_to_keep=keep).logits
-    except TypeError:  # a model without logits_to_keep
-        logits = model(**kwargs).logits
-    return logits[:, -keep:].float()
+    out = _forward_kept(model, keep, input_ids=ids, attention_mask=mask, position_ids=positions)
+    return out.logits[:, -keep:].float()  # type: ignore[no-any-return]
 
 
 #: The largest share of a row that may be padding: longer rows are not batched with much
@@ -264,18 +291,171 @@ def _score_rows(model: Any, batch: list[_Row], out: list[float]) -> None:
 def _forward_rows(model: Any, batch: list[_Row]) -> tuple[torch.Tensor, int]:
     """Left-padded rows through the model; log-probabilities of the last ``keep`` positions."""
     device = _device(model)
-    width = max(len(r.ids) for r in batch)
     keep = max(len(r.ids) - p for r in batch for _, read in r.reads for p, _ in read)
-    ids = torch.zeros((len(batch), width), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for b, row in enumerate(batch):
-        ids[b, width - len(row.ids) :] = torch.tensor(row.ids)
-        mask[b, width - len(row.ids) :] = 1
+    ids, mask = _left_padded([r.ids for r in batch])
     with torch.inference_mode():
         logp = torch.log_softmax(
             _forward_last(model, ids.to(device), mask.to(device), keep), dim=-1
         ).cpu()
     return logp, keep
+
+
+def _padded_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices longest first, up to ``batch_size`` to a batch and none padded by more than
+    :data:`MAX_PADDING` of its batch's width (the first, longest, sets it)."""
+    batch: list[int] = []
+    for k in sorted(range(len(lengths)), key=lambda k: (-lengths[k], k)):
+        if batch and (
+            len(batch) == batch_size or lengths[k] < (1 - MAX_PADDING) * lengths[batch[0]]
+        ):
+            yield batch
+            batch = []
+        batch.append(k)
+    if batch:
+        yield batch
+
+
+def _plain_loglikelihoods(
+    model: Any, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int, max_length: int
+) -> list[float]:
+    """Each pair's whole sequence through the model (the one-token continuations of a prompt
+    read from one sequence)."""
+    rows = _rows(pairs, max_length)
+    out = [0.0] * len(pairs)
+    for batch in _padded_batches([len(r.ids) for r in rows], batch_size):
+        _score_rows(model, [rows[k] for k in batch], out)
+    return out
+
+
+@dataclass
+class _Prompt:
+    """A prompt's ids and the (request index, continuation ids) scored against its cache."""
+
+    ids: list[int]
+    continuations: list[tuple[int, list[int]]] = field(default_factory=list)
+
+
+class _NotShareable(Exception):
+    """The model's cache cannot be split into rows (not a cache of dynamic layers)."""
+
+
+def _shared_prompts(
+    pairs: Sequence[tuple[list[int], list[int]]], max_length: int
+) -> tuple[list[_Prompt], list[int]]:
+    """The prompts worth sharing (two or more continuations, one of several tokens at least,
+    none cut by ``max_length``) and the indices of the other pairs, left to the plain path
+    (a prompt with one continuation, or only one-token ones, takes one pass there too)."""
+    by_ctx: dict[tuple[int, ...], _Prompt] = {}
+    for index, (ctx, cont) in enumerate(pairs):
+        if tuple(ctx) not in by_ctx:
+            by_ctx[tuple(ctx)] = _Prompt(list(ctx))
+        by_ctx[tuple(ctx)].continuations.append((index, list(cont)))
+    shared: list[_Prompt] = []
+    plain: list[int] = []
+    for prompt in by_ctx.values():
+        conts = prompt.continuations
+        fits = all(len(prompt.ids) + len(c) <= max_length for _, c in conts)
+        if fits and len(conts) >= 2 and any(len(c) > 1 for _, c in conts):
+            shared.append(prompt)
+        else:
+            plain.extend(index for index, _ in conts)
+    return shared, sorted(plain)
+
+
+def _check_shareable(cache: Any) -> None:
+    """Raise :class:`_NotShareable` unless ``cache`` is a dynamic cache on the device whose
+    layers are plain or sliding-window key/value tensors (what :func:`_cache_rows` copies)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
+
+    kinds = (DynamicLayer, DynamicSlidingWindowLayer)
+    if (
+        not isinstance(cache, DynamicCache)
+        or getattr(cache, "offloading", False)
+        or not all(type(layer) in kinds for layer in cache.layers)
+    ):
+        raise _NotShareable(type(cache).__name__)
+
+
+def _cache_rows(cache: Any, rows: torch.Tensor) -> Any:
+    """A new cache holding rows ``rows`` of ``cache`` (repeats allowed); ``cache`` itself is
+    left as it is, so each continuation pass starts from the prompts' states."""
+    part = copy.copy(cache)
+    part.layers = [copy.copy(layer) for layer in cache.layers]
+    part.batch_select_indices(rows)  # each layer's tensors replaced by an indexed copy
+    return part
+
+
+def _forward_continuations(
+    model: Any,
+    cache: tuple[str, Any],
+    mask: torch.Tensor,
+    lengths: list[int],
+    rows: list[tuple[int, int, list[int]]],
+) -> torch.Tensor:
+    """``log p(cont_{t+1} | prompt, cont_≤t)`` for t = 1 … n−1 of each (prompt row, request,
+    continuation) row, fed right padded after its prompt's cache row at positions
+    ``len(prompt) + t − 1``; shape (rows, longest − 1), zeros past a row's end. ``cache`` is
+    the keyword the model takes it by and the prompts' cache."""
+    device = _device(model)
+    width = max(len(cont) for _, _, cont in rows) - 1
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    targets = torch.zeros_like(ids)
+    fed = torch.zeros_like(ids)
+    for r, (_, _, cont) in enumerate(rows):
+        ids[r, : len(cont) - 1] = torch.tensor(cont[:-1])
+        targets[r, : len(cont) - 1] = torch.tensor(cont[1:])
+        fed[r, : len(cont) - 1] = 1
+    select = torch.tensor([b for b, _, _ in rows])
+    positions = torch.tensor([lengths[b] for b, _, _ in rows]).unsqueeze(1) + torch.arange(width)
+    with torch.inference_mode():
+        logits = model(
+            input_ids=ids.to(device),
+            attention_mask=torch.cat([mask[select], fed], dim=1).to(device),
+            position_ids=positions.to(device),
+            use_cache=True,
+            **{cache[0]: _cache_rows(cache[1], select.to(device))},
+        ).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        picked = logp.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1).cpu()
+    return picked * fed
+
+
+def _score_prompts(
+    model: Any, prompts: list[_Prompt], rows_per_pass: int
+) -> list[tuple[int, float]]:
+    """(request index, log-likelihood) of every continuation of ``prompts``: one pass over the
+    prompts, then passes of up to ``rows_per_pass`` continuations against their caches
+    (batched as the prompts are: longest first, little padding)."""
+    device = _device(model)
+    ids, mask = _left_padded([p.ids for p in prompts])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        out = _forward_kept(
+            model, 1, input_ids=ids.to(device), attention_mask=mask.to(device),
+            position_ids=positions.to(device), use_cache=True,
+        )  # fmt: skip
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()
+    # transformers renamed ``past_key_values`` to ``cache`` (5.2x): feed it back by its name
+    keyword = "cache" if getattr(out, "cache", None) is not None else "past_key_values"
+    cache = getattr(out, keyword, None)
+    if cache is None:
+        raise _NotShareable("the model returned no cache")
+    _check_shareable(cache)
+    lengths = [len(p.ids) for p in prompts]
+    values: dict[int, torch.Tensor] = {}
+    rows: list[tuple[int, int, list[int]]] = []
+    for b, prompt in enumerate(prompts):
+        for index, cont in prompt.continuations:
+            values[index] = first[b, cont[0]].double()
+            if len(cont) > 1:
+                rows.append((b, index, cont))
+    run = partial(_forward_continuations, model, (keyword, cache), mask, lengths)
+    # longest first, as the prompts: little right padding in a continuation pass
+    for chunk in _padded_batches([len(cont) - 1 for _, _, cont in rows], rows_per_pass):
+        for part, picked in split_on_oom(run, [rows[k] for k in chunk]):
+            for r, (_, index, _) in enumerate(part):
+                values[index] += picked[r].double().sum()
+    return [(index, float(value)) for index, value in values.items()]
 
 
 def loglikelihoods(
@@ -284,27 +464,32 @@ def loglikelihoods(
     *,
     batch_size: int = 16,
     max_length: int = 2048,
+    share_prompt: bool = True,
 ) -> list[float]:
     """``Σ_t log p(cont_t | ctx, cont_<t)`` in nats for each (ctx ids, cont ids) pair; rows
     longest first, up to ``batch_size`` to a forward pass and none padded by more than
     :data:`MAX_PADDING` of its width (a batch is halved where the device runs out of
-    memory)."""
-    rows = _rows(pairs, max_length)
-    order = sorted(range(len(rows)), key=lambda k: (-len(rows[k].ids), k))
+    memory). With ``share_prompt``, a context with two or more continuations, one of several
+    tokens at least, runs once and its continuations read its cache (see the module docstring):
+    ``batch_size`` prompts to a prompt pass, ``batch_size`` continuations to a pass after it;
+    the other pairs, or all of them for a model whose cache cannot be split into rows, take
+    the plain path."""
     out = [0.0] * len(pairs)
-    batch: list[_Row] = []
-    for k in order:
-        row = rows[k]
-        # a new batch when full, or when this row would be more than MAX_PADDING padding
-        # (rows come longest first: the batch's first row sets its width)
-        if batch and (
-            len(batch) == batch_size or len(row.ids) < (1 - MAX_PADDING) * len(batch[0].ids)
-        ):
-            _score_rows(model, batch, out)
-            batch = []
-        batch.append(row)
-    if batch:
-        _score_rows(model, batch, out)
+    plain = list(range(len(pairs)))
+    if share_prompt:
+        prompts, rest = _shared_prompts(pairs, max_length)
+        try:
+            for batch in _padded_batches([len(p.ids) for p in prompts], batch_size):
+                run = partial(_score_prompts, model, rows_per_pass=batch_size)
+                for _, scored in split_on_oom(run, [prompts[k] for k in batch]):
+                    for index, value in scored:
+                        out[index] = value
+            plain = rest
+        except _NotShareable:
+            pass
+    values = _plain_loglikelihoods(model, [pairs[k] for k in plain], batch_size, max_length)
+    for index, value in zip(plain, values, strict=True):
+        out[index] = value
     return out
 
 
@@ -357,7 +542,11 @@ def score_choices(
         chars = [len(c.strip()) for c in continuations]
         spans.append((first, len(pairs), chars))
     values = loglikelihoods(
-        model, pairs, batch_size=config.batch_size, max_length=config.max_length
+        model,
+        pairs,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        share_prompt=config.share_prompt,
     )
     return [
         ItemScore(

@@ -28,6 +28,7 @@ QUICK_ARGS = {
     "adaptation": ["--train-steps", "2", "--lora-steps", "3"],
     "report": ["--sizes", "50,300", "--max-full-pairs", "3000"],
     "forgetting": ["--quick"],
+    "choice_scoring": ["--quick"],
     "coverage": ["--quick"],
     "init_methods": ["--quick"],
 }
