@@ -195,6 +195,33 @@ def votes_csv(rows: Iterable[Mapping[str, Any]]) -> bytes:
     )
 
 
+FORGETTING_COLUMNS = (
+    "table", "benchmark", "prompt_format", "category", "n", "metric", "original", "adapted",
+    "chance", "first", "longest", "majority", "drop", "relative_drop", "drop_low", "drop_high",
+    "only_original", "only_adapted", "p", "p_holm", "forgets",
+)  # fmt: skip
+
+
+def forgetting_csv(report: Mapping[str, Any]) -> bytes:
+    """What the adapted model lost, as one CSV: a ``benchmark`` row per benchmark and
+    category of the report's forgetting table (scores, baselines, drop, its paired interval,
+    McNemar p raw and Holm-adjusted), then a ``bits per character`` row per held-out text
+    category (``original``/``adapted`` in bits per character, ``drop`` = adapted - original,
+    so positive means the adapted model forgot). Empty but for the header without them."""
+    rows: list[list[Any]] = []
+    for r in (report.get("forgetting") or {}).get("rows") or []:
+        rows.append(["benchmark", *(r.get(c) for c in FORGETTING_COLUMNS[1:])])
+    for t in (report.get("texts") or {}).get("rows") or []:
+        values = {
+            "category": t.get("category"), "n": t.get("paragraphs"), "metric": "bits per character",
+            "original": t.get("original"), "adapted": t.get("adapted"), "drop": t.get("change"),
+            "relative_drop": t.get("relative_change"), "drop_low": t.get("change_low"),
+            "drop_high": t.get("change_high"), "forgets": t.get("forgets"),
+        }  # fmt: skip
+        rows.append(["bits per character", *(values.get(c) for c in FORGETTING_COLUMNS[1:])])
+    return csv_bytes(FORGETTING_COLUMNS, rows)
+
+
 def _seconds(value: Any) -> float | None:
     """Seconds on the page rounded to milliseconds; None (an empty cell) when unknown."""
     if value is None:
@@ -413,6 +440,10 @@ def _render_dpo(aggregate: Aggregate) -> Renderer:
     return render
 
 
+def _render_forgetting_csv(inp: ExportInput) -> Rendered:
+    return Rendered(forgetting_csv(inp.report))
+
+
 def _render_report_json(inp: ExportInput) -> Rendered:
     return Rendered(report_json(inp.report, inp.manifest))
 
@@ -437,6 +468,10 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat(
             "html", _("Report (HTML, offline)"), "text/html", "study-{study}-report.html",
             _render_report_html, ManifestPolicy.EMBEDDED, Source.REPORT,
+        ),
+        ExportFormat(
+            "forgetting", _("Forgetting (CSV)"), "text/csv", "study-{study}-forgetting.csv",
+            _render_forgetting_csv, ManifestPolicy.BESIDE, Source.REPORT,
         ),
         ExportFormat(
             "dpo", _("Preferences (DPO JSONL)"), "application/jsonl",

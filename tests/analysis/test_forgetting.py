@@ -130,3 +130,31 @@ def test_empty_and_identical_inputs_give_no_flags():
     e = entry([False, False], [False, False])
     [row] = forgetting_table([e], rounds=50).rows
     assert row.relative_drop is None  # nothing to lose
+
+
+def test_the_forgetting_csv_holds_every_row_of_both_tables_and_neutralises_names():
+    import csv
+    import io
+
+    from sbs.analysis.exports import FORGETTING_COLUMNS, forgetting_csv
+
+    original = [True] * 8 + [False] * 2
+    adapted = [True] * 5 + [False] * 5
+    table = forgetting_table(
+        [entry(original, adapted, name="=HYPERLINK(1)", categories=["a"] * 5 + ["b"] * 5)],
+        rounds=200,
+    ).to_dict()
+    texts = {"rows": [{"category": "en", "paragraphs": 7, "original": 1.2, "adapted": 1.5,
+                       "change": 0.3, "relative_change": 0.25, "change_low": 0.1,
+                       "change_high": 0.5, "forgets": True}]}  # fmt: skip
+    data = forgetting_csv({"forgetting": table, "texts": texts})
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert tuple(rows[0]) == FORGETTING_COLUMNS
+    benchmark = [r for r in rows if r["table"] == "benchmark"]
+    assert [r["category"] for r in benchmark] == ["", "a", "b"]  # the whole set, then each
+    assert benchmark[0]["benchmark"] == "'=HYPERLINK(1)"  # no formula reaches a spreadsheet
+    assert float(benchmark[0]["drop"]) == pytest.approx(0.3)
+    assert float(benchmark[0]["drop_low"]) <= 0.3 <= float(benchmark[0]["drop_high"])
+    [bpc] = [r for r in rows if r["table"] == "bits per character"]
+    assert (bpc["category"], bpc["n"], bpc["drop"], bpc["forgets"]) == ("en", "7", "0.3", "1")
+    assert forgetting_csv({}).decode("utf-8-sig").strip() == ",".join(FORGETTING_COLUMNS)

@@ -139,6 +139,7 @@ EXPECTED_NAMES = {
     "csv": "study-{pk}-votes.csv.zip",
     "json": "study-{pk}-report.json",
     "html": "study-{pk}-report.html",
+    "forgetting": "study-{pk}-forgetting.csv.zip",
     "dpo": "study-{pk}-dpo-votes.jsonl.zip",
     "dpo-majority": "study-{pk}-dpo-majority.jsonl.zip",
 }
