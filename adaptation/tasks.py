@@ -1,12 +1,27 @@
 """Small supervised tasks, one LoRA adapter per task, and their exact-match scores.
 
-Four genuinely different tasks, generated deterministically from files in ``data/``:
+Toy tasks, generated deterministically from files in ``data/``:
 
-* ``translate``  ``ru: кошка\\nen:`` -> `` cat`` (``data/ru_en_words.tsv``);
+* ``translate``  ``ru: кошка\nen:`` -> `` cat`` (``data/ru_en_words.tsv``);
 * ``arithmetic`` ``23 + 45 =`` -> `` 68`` (two-digit sums from a seeded generator);
-* ``case``       ``lower: green house\\nupper:`` -> `` GREEN HOUSE`` (English words of the list);
-* ``sentiment``  ``отзыв: Ужасный фильм\\nтон:`` -> `` плохо`` / `` хорошо``
+* ``case``       ``lower: green house\nupper:`` -> `` GREEN HOUSE`` (English words of the list);
+* ``sentiment``  ``отзыв: Ужасный фильм\nтон:`` -> `` плохо`` / `` хорошо``
   (``data/ru_sentiment.tsv``).
+
+Real Russian tasks (:data:`RU_TASKS`), read from packages installed from PyPI through the
+loaders of ``adaptation.benchmarks`` and ``adaptation.corpus``:
+
+* ``wsd``        which sense a word has in a context (``rl-wsd-labeled``), as lettered
+  options (``adaptation.scoring``'s lettered prompt) -> `` B``; the context is cut to the
+  words around the target, the ``word N:`` prefix of each sense is dropped;
+* ``medical``    Novosibirsk medical exam questions (``mednsktest``), lettered -> `` C``;
+* ``definition`` ``Определение: …\nСлово:`` -> `` кемпинг``: a Wiktionary definition of a
+  one-sense word of ``wiki-ru-wordnet`` that does not give the word away.
+
+Each keeps only short prompts (at most :data:`MAX_PROMPT_CHARS` characters, four or five
+options) so a 135M model trains and scores them on a CPU, and then the
+:data:`RU_TASK_ITEMS` items whose key hashes lowest (sha256 of ``task:key``): the choice
+depends on nothing but the item.
 
 An item is encoded as ``[bos] prompt answer [eos]``; the loss and the score cover
 ``answer [eos]`` only. The split is a function of the item alone:
@@ -26,9 +41,11 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +53,12 @@ import torch
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 TASKS = ("translate", "arithmetic", "case", "sentiment")
+RU_TASKS = ("wsd", "medical", "definition")
+RU_TASK_ITEMS = 160  # items kept per Russian task
+MAX_PROMPT_CHARS = 260
 SENTIMENT_LABELS = {"pos": "хорошо", "neg": "плохо"}
-# (input_ids, attention_mask) -> logits
-Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (input_ids, attention_mask, keep) -> logits (N, V) at the N positions where keep (B, T) is set
+Forward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -101,11 +121,108 @@ def _sentiment(data_dir: Path) -> list[TaskItem]:
     ]
 
 
+def _lowest_hashes(task: str, keyed: Iterable[tuple[str, TaskItem]], count: int) -> list[TaskItem]:
+    """The ``count`` items whose ``sha256(task:key)`` is lowest, in that order; one per prompt."""
+    ranked = sorted(
+        (hashlib.sha256(f"{task}:{key}".encode()).hexdigest(), item) for key, item in keyed
+    )
+    out: dict[str, TaskItem] = {}
+    for _, item in ranked:
+        out.setdefault(item.prompt, item)
+        if len(out) == count:
+            break
+    return list(out.values())
+
+
+def _lettered(task: str, item: Any, max_choices: int) -> TaskItem | None:
+    """A multiple-choice item as lettered options, the gold letter as the answer."""
+    from adaptation.scoring import ChoiceConfig, choice_requests
+
+    if len(item.choices) > max_choices:
+        return None
+    prompt, continuations = choice_requests(item, ChoiceConfig(prompt_format="lettered"))
+    if len(prompt) > MAX_PROMPT_CHARS:
+        return None
+    return TaskItem(task, prompt, continuations[item.answer])
+
+
+def _window(text: str, word: str, side: int = 50) -> str | None:
+    """``word`` in ``text`` with at most ``side`` characters each way, cut between words."""
+    at = text.find(word)
+    if at < 0:
+        return None
+    left, right = text[:at], text[at + len(word) :]
+    if len(left) > side:
+        left = left[-side:]
+        left = left[left.find(" ") + 1 :] if " " in left else ""
+    if len(right) > side:
+        right = right[:side]
+        right = right[: right.rfind(" ")] if " " in right else ""
+    return (left + word + right).strip()
+
+
+def _wsd(data_dir: Path, count: int = RU_TASK_ITEMS) -> list[TaskItem]:
+    from adaptation.benchmarks import rl_wsd_items
+
+    keyed = []
+    for item in rl_wsd_items():
+        found = re.search("«(.+)»", item.question)
+        context = _window(item.context, found.group(1)) if found else None
+        choices = tuple(re.sub(r"^\S+ \d+:\s*", "", c) for c in item.choices)
+        if found is None or context is None or len(set(choices)) != len(choices):
+            continue
+        question = f"В каком значении здесь слово «{found.group(1)}»?"
+        posed = replace(item, question=question, context=context, choices=choices)
+        task_item = _lettered("wsd", posed, max_choices=4)
+        if task_item is not None:
+            keyed.append((item.id, task_item))
+    return _lowest_hashes("wsd", keyed, count)
+
+
+def _medical(data_dir: Path, count: int = RU_TASK_ITEMS) -> list[TaskItem]:
+    from adaptation.benchmarks import mednsk_items
+
+    keyed = [(item.id, _lettered("medical", item, max_choices=5)) for item in mednsk_items()]
+    return _lowest_hashes("medical", [(k, i) for k, i in keyed if i is not None], count)
+
+
+def _definition(data_dir: Path, count: int = RU_TASK_ITEMS) -> list[TaskItem]:
+    """Definition -> word over the words of one sense (a unique answer) of 4-12 letters."""
+    from adaptation.corpus import strip_wiki, wordnet_db_path
+
+    senses: dict[str, list[str]] = {}
+    db = wordnet_db_path()
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        for lemma, row in conn.execute("SELECT lemma, definition FROM synsets ORDER BY rowid"):
+            if re.fullmatch("[а-яё]{4,12}", lemma):
+                senses.setdefault(lemma, []).append(row)
+    ranked = sorted(
+        (hashlib.sha256(f"definition:{lemma}".encode()).hexdigest(), lemma, rows[0])
+        for lemma, rows in senses.items()
+        if len(rows) == 1
+    )
+    items: list[TaskItem] = []
+    for _, lemma, row in ranked:
+        fields = row.split("~")  # as adaptation.corpus.wordnet_lines reads a row
+        definition, _ = strip_wiki("~".join(fields[4:-2]) if len(fields) >= 7 else row)
+        if not 20 <= len(definition) <= 90 or lemma[:4] in definition.lower():
+            continue
+        if not re.search("[а-яё]{3}", definition) or "значению" in definition:
+            continue
+        items.append(TaskItem("definition", f"Определение: {definition}\nСлово:", f" {lemma}"))
+        if len(items) == count:
+            break
+    return items
+
+
 BUILDERS: dict[str, Callable[[Path], list[TaskItem]]] = {
     "translate": _translate,
     "arithmetic": _arithmetic,
     "case": _case,
     "sentiment": _sentiment,
+    "wsd": _wsd,
+    "medical": _medical,
+    "definition": _definition,
 }
 
 
@@ -190,8 +307,15 @@ def encode_prompts(
 
 
 def model_forward(model: Any) -> Forward:
-    def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits
+    """``model`` as a :data:`Forward`: the LM head runs only at the kept positions
+    (transformers' ``logits_to_keep`` with a boolean mask)."""
+
+    def forward(
+        input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep)
+        logits: torch.Tensor = out.logits
+        return logits
 
     return forward
 
@@ -210,16 +334,35 @@ class ItemScores:
         return sum(self.nll) / len(self.nll) if self.nll else math.nan
 
 
+def predicting(labels: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: the positions whose next-token prediction is scored (``labels[:, t+1]``)."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    return keep
+
+
+def score_predictions(
+    logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor
+) -> tuple[list[bool], list[float]]:
+    """Per row: is the argmax right at every scored position, and the summed NLL there.
+
+    ``logits`` (N, V) are the predictions at the N positions where ``keep`` is set, in row
+    order (``logits_full[keep]``)."""
+    keep = keep.to(logits.device)
+    targets = labels.to(logits.device)[:, 1:][keep[:, :-1]]
+    rows = keep.nonzero()[:, 0]
+    nll = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    wrong = (logits.argmax(-1) != targets).float()
+    batch = labels.shape[0]
+    wrong_rows = torch.zeros(batch, device=logits.device).index_add_(0, rows, wrong)
+    nll_rows = torch.zeros(batch, device=logits.device).index_add_(0, rows, nll)
+    return (wrong_rows == 0).tolist(), nll_rows.tolist()
+
+
 def score_batch(logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[bool], list[float]]:
-    """Per row: is the argmax right at every labelled position, and the summed NLL there."""
-    shifted = logits[:, :-1].float()
-    targets = labels[:, 1:].to(shifted.device)
-    keep = targets != -100
-    nll = torch.nn.functional.cross_entropy(
-        shifted.transpose(1, 2), targets.clamp_min(0), reduction="none"
-    )
-    right = (shifted.argmax(-1) == targets) | ~keep
-    return right.all(dim=1).tolist(), (nll * keep).sum(dim=1).tolist()
+    """:func:`score_predictions` from the logits of every position, (B, T, V)."""
+    keep = predicting(labels).to(logits.device)
+    return score_predictions(logits[keep], labels, keep)
 
 
 def score_items(
@@ -235,8 +378,9 @@ def score_items(
     with torch.inference_mode():
         for pos in range(0, len(items), batch_size):
             enc = encode_items(tokenizer, items[pos : pos + batch_size])
-            logits = forward(enc.input_ids.to(device), enc.attention_mask.to(device))
-            correct, nll = score_batch(logits, enc.labels)
+            keep = predicting(enc.labels).to(device)
+            logits = forward(enc.input_ids.to(device), enc.attention_mask.to(device), keep)
+            correct, nll = score_predictions(logits, enc.labels, keep)
             out.correct += correct
             out.nll += nll
     return out
@@ -318,7 +462,8 @@ def train_adapter(
     """Train the adapter named ``task`` of a ``PeftModel`` on ``items``; returns the losses.
 
     Only that adapter's LoRA matrices are trainable (peft's ``set_adapter``); batches are
-    consecutive slices of a per-epoch permutation seeded by (seed, task, epoch).
+    consecutive slices of a per-epoch permutation seeded by (seed, task, epoch); the loss is
+    the mean cross-entropy over the answer tokens and eos of the batch.
     """
     device = next(model.parameters()).device
     model.set_adapter(task)
@@ -338,11 +483,12 @@ def train_adapter(
                 epoch += 1
             batch.append(items[order.pop()])
         enc = encode_items(tokenizer, batch)
-        loss = model(
-            input_ids=enc.input_ids.to(device),
-            attention_mask=enc.attention_mask.to(device),
-            labels=enc.labels.to(device),
-        ).loss
+        keep = predicting(enc.labels).to(device)
+        logits = model_forward(model)(
+            enc.input_ids.to(device), enc.attention_mask.to(device), keep
+        )  # the LM head only where the loss looks: the answer tokens and eos
+        targets = enc.labels.to(device)[:, 1:][keep[:, :-1]]
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

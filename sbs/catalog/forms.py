@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext_lazy as _
 
 from adaptation.registry import options
-from sbs.catalog.models import ModelEntry
+from sbs.catalog.models import WEIGHT_KINDS, ModelEntry
 from sbs.core.uploads import refuse_if_larger
 
 
@@ -21,7 +21,9 @@ class ModelRegisterForm(forms.Form):
         label=_("…or upload an archive (.zip, .tar.gz) or a .gguf file"), required=False
     )
     parent = forms.ModelChoiceField(
-        label=_("Adapted from"), queryset=ModelEntry.objects.ready().with_files(), required=False
+        label=_("Adapted from"),
+        queryset=ModelEntry.objects.ready().filter(kind__in=WEIGHT_KINDS),
+        required=False,
     )
 
     def clean_archive(self) -> UploadedFile[Any] | None:
@@ -91,3 +93,71 @@ class AdaptForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields.update(config_fields(PipelineConfig))
+
+
+# The tasks an ensemble can be built from (``adaptation.tasks.BUILDERS``), as a person reads them.
+ENSEMBLE_TASKS = [
+    ("wsd", _("Word sense in context (rl-wsd-labeled)")),
+    ("medical", _("Medical exam questions (mednsktest)")),
+    ("definition", _("Definition → word (wiki-ru-wordnet)")),
+    ("translate", _("Translate a Russian word into English")),
+    ("arithmetic", _("Add two numbers")),
+    ("case", _("Upper-case two English words")),
+    ("sentiment", _("Tone of a short Russian review")),
+]
+
+
+class EnsembleForm(forms.Form):
+    """An ensemble of task adapters on a model (UDLM): the tasks, the adapters' training, the
+    training-free gate ``softmax(TopK(h · W_G) / T)`` and the evaluation against baselines."""
+
+    name = forms.CharField(label=_("Name of the ensemble"), max_length=200)
+    tasks = forms.MultipleChoiceField(
+        label=_("Tasks (one LoRA adapter each)"),
+        choices=ENSEMBLE_TASKS,
+        initial=["wsd", "medical", "definition"],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    steps = forms.IntegerField(
+        label=_("Training steps per adapter"), min_value=1, max_value=100_000, initial=150
+    )
+    calibration_items = forms.IntegerField(
+        label=_("Calibration prompts per task (the gate's sample)"),
+        min_value=1, max_value=10_000, initial=8,
+    )  # fmt: skip
+    top_k = forms.IntegerField(
+        label=_("Top-k adapters per token (0: all)"), min_value=0, max_value=64, initial=1
+    )
+    granularity = forms.ChoiceField(
+        label=_("Routing"),
+        choices=[("sequence", _("per sequence (running mean of the inputs)")),
+                 ("token", _("per token"))],
+        initial="sequence",
+    )  # fmt: skip
+    temperature = forms.FloatField(label=_("Temperature T"), min_value=0.01, initial=1.0)
+    aggregation = forms.ChoiceField(
+        label=_("Calibration summary of a prompt"),
+        choices=[("mean", _("mean over its tokens")), ("last", _("its last token"))],
+        initial="mean",
+    )
+    evaluate = forms.BooleanField(
+        label=_("Score it against the base, each adapter, static merges and the oracle"),
+        required=False, initial=True,
+    )  # fmt: skip
+    max_test_items = forms.IntegerField(
+        label=_("Held-out items per task to score (0: all)"),
+        min_value=0, max_value=100_000, initial=0,
+    )  # fmt: skip
+
+    def clean_tasks(self) -> list[str]:
+        tasks: list[str] = self.cleaned_data["tasks"]
+        if len(tasks) < 2:
+            raise forms.ValidationError(_("Choose at least two tasks."))
+        return tasks
+
+    def settings(self) -> dict[str, Any]:
+        """The job's settings (``sbs.catalog.ensembles.ensemble_settings``)."""
+        data = self.cleaned_data
+        gate = {k: data[k] for k in ("top_k", "granularity", "temperature", "aggregation")}
+        keep = ("tasks", "steps", "calibration_items", "evaluate", "max_test_items")
+        return {**{k: data[k] for k in keep}, "gate": gate}

@@ -27,6 +27,8 @@ class ModelEntry(models.Model):
         GGUF = "gguf", _("GGUF file")
         # A system known by its answers alone (vLLM, an API model, an earlier run): no files.
         ANSWERS = "answers", _("imported answers")
+        # Task adapters on its parent with a training-free gate (sbs.catalog.ensembles).
+        ENSEMBLE = "ensemble", _("ensemble of task adapters")
 
     name = models.CharField(_("name"), max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -55,9 +57,18 @@ class ModelEntry(models.Model):
         return self.name
 
     @property
+    def has_own_weights(self) -> bool:
+        """A model folder or GGUF file: what can be adapted, or carry an ensemble."""
+        return self.kind in WEIGHT_KINDS
+
+    @property
     def is_imported(self) -> bool:
         """A system whose answers were imported: nothing to load, adapt or generate with."""
         return self.kind == ModelEntry.Kind.ANSWERS
+
+
+# Entries with weights of their own (not imported answers, not an ensemble on a parent).
+WEIGHT_KINDS = (ModelEntry.Kind.HF_FOLDER, ModelEntry.Kind.GGUF)
 
 
 class ImportedAnswer(models.Model):
@@ -97,10 +108,17 @@ class ImportedAnswer(models.Model):
 
 
 class AdaptationJob(Job):
-    """Adapt a registered model to Russian (the research recipe) and register the result."""
+    """Make a child of a registered model and register it: adapt it to Russian (the research
+    recipe), or build an ensemble of task adapters on it (``sbs.catalog.ensembles``)."""
+
+    class Method(models.TextChoices):
+        RUSSIAN = "russian", _("adaptation to Russian")
+        ENSEMBLE = "ensemble", _("ensemble of task adapters")
 
     task_name = "workers.tasks.adapt_model"
     queue = "gpu"
+
+    method = models.CharField(max_length=16, choices=Method.choices, default=Method.RUSSIAN)
 
     parent = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="adaptation_jobs")
     name = models.CharField(_("name of the adapted model"), max_length=200)

@@ -40,6 +40,43 @@ def imported_answer_sets(entry: ModelEntry) -> list[dict[str, Any]]:
     ]
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None or value != value else decimal(value, 2)
+
+
+def ensemble_facts(entry: ModelEntry) -> dict[str, Any] | None:
+    """What an ensemble's page shows: its tasks, gate settings, calibration sample, adapter
+    losses, and the evaluation table (exact match % with a 95 % Wilson interval per method
+    and task, items per task, the gate's weight on the right adapter); None for other models."""
+    if entry.kind != ModelEntry.Kind.ENSEMBLE:
+        return None
+    from adaptation.ensemble import EnsembleReport
+
+    manifest = (entry.recipe or {}).get("ensemble") or {}
+    tasks = list(manifest.get("tasks") or [])
+    facts: dict[str, Any] = {
+        "tasks": tasks,
+        "gate": manifest.get("gate") or {},
+        "calibration_items": manifest.get("calibration_items") or {},
+        "losses": ((manifest.get("training") or {}).get("losses")) or {},
+        "rows": [],
+    }
+    evaluation = manifest.get("evaluation")
+    if evaluation:
+        known = set(EnsembleReport.__dataclass_fields__)
+        report = EnsembleReport(**{k: v for k, v in evaluation.items() if k in known})
+        facts["test_items"] = [report.test_items.get(t) for t in report.tasks]
+        facts["eval_tasks"] = report.tasks
+        facts["rows"] = [
+            (method, [report.cell(method, t) for t in report.tasks]) for method in report.scores
+        ]
+        facts["routing"] = [
+            (method, [_share(report.routing[method].get(t)) for t in report.tasks])
+            for method in report.routing
+        ]
+    return facts
+
+
 def recent_adaptations(limit: int = 50) -> list[AdaptationJob]:
     return list(AdaptationJob.objects.select_related("parent", "result")[:limit])
 
@@ -113,6 +150,13 @@ def download_files(entry: ModelEntry, *, adapter: bool = False) -> list[tuple[st
     if entry.is_imported:
         return None
     root = model_path(entry)
+    if entry.kind == ModelEntry.Kind.ENSEMBLE:  # its adapters are the model: all of them
+        from sbs.catalog.ensembles import ensemble_files
+
+        if adapter or not root.is_dir():
+            return None
+        files = [(name, root / name) for name in ensemble_files(root)]
+        return files if all(p.is_file() and not p.is_symlink() for _, p in files) else None
     if adapter:
         root = root / ADAPTER
         if not (root / ADAPTER_FILES[0]).is_file():

@@ -136,29 +136,33 @@ def model_import_run(*, lease: jobs.Lease) -> ModelEntry:
         raise ServiceError("the import job has no reserved model entry")
     store, slug = _store_slot(job.name)
     inspection = _install_server_path(job.server_path, store, slug)
-    return _fill_reserved(lease, entry, inspection, store)
+    return _fill_reserved(lease, entry, _entry_fields(inspection, store), inspection.root)
 
 
 def _fill_reserved(
     lease: jobs.Lease,
     entry: ModelEntry,
-    inspection: modelfiles.ModelInspection,
-    store: Path,
+    fields: dict[str, Any],
+    root: Path,
     *,
     recipe: dict[str, Any] | None = None,
     **finish: Any,
 ) -> ModelEntry:
-    """Under the job's lease: the reserved entry takes the installed files and the job
-    finishes. A lost lease removes the files (the new holder installs its own)."""
+    """Under the job's lease: the reserved entry takes the files installed at ``root``
+    (described by ``fields``) and the job finishes. A lost lease removes the files (the new
+    holder installs its own)."""
     extra = {} if recipe is None else {"recipe": recipe}
     try:
         with lease.guard():
             ModelEntry.objects.filter(pk=entry.pk, ready=False).update(
-                **_entry_fields(inspection, store), **extra, ready=True
+                **fields, **extra, ready=True
             )
             jobs.job_finish(lease, **finish)
     except jobs.LeaseLost:
-        shutil.rmtree(inspection.root, ignore_errors=True)
+        if root.is_dir():
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            root.unlink(missing_ok=True)
         raise
     entry.refresh_from_db()
     return entry
@@ -285,5 +289,6 @@ def adaptation_finish(*, lease: jobs.Lease, model_dir: Path, summary: dict[str, 
     _install_adapter(Path(model_dir), inspection.root)
     recipe = {"method": "russian_vocabulary_adaptation", "config": job.config, "steps": summary}
     return _fill_reserved(
-        lease, entry, inspection, store, recipe=recipe, summary=summary, step="done"
-    )
+        lease, entry, _entry_fields(inspection, store), inspection.root,
+        recipe=recipe, summary=summary, step="done",
+    )  # fmt: skip

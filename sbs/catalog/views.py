@@ -18,8 +18,8 @@ from adaptation.modelfiles import ModelFileError
 from sbs.accounts.roles import AuthedRequest, researcher_required
 from sbs.analysis.figures import section_figure
 from sbs.analysis.sections import phi_curve
-from sbs.catalog import selectors, services
-from sbs.catalog.forms import AdaptForm, ModelRegisterForm
+from sbs.catalog import ensembles, selectors, services
+from sbs.catalog.forms import AdaptForm, EnsembleForm, ModelRegisterForm
 from sbs.catalog.messages import message_text
 from sbs.catalog.models import ModelEntry
 
@@ -97,6 +97,7 @@ def model_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             "downloadable": selectors.made_by_the_tool(entry),
             "has_adapter": selectors.download_files(entry, adapter=True) is not None,
             "answer_sets": selectors.imported_answer_sets(entry) if entry.is_imported else [],
+            "ensemble": selectors.ensemble_facts(entry),
         },
     )
 
@@ -125,7 +126,9 @@ def model_download(request: AuthedRequest, pk: int) -> StreamingHttpResponse:
 @researcher_required
 def model_adapt(request: AuthedRequest, pk: int) -> HttpResponse:
     """Adapt a model to Russian: the job runs on a GPU-queue worker and registers the result."""
-    parent = get_object_or_404(ModelEntry.objects.ready().with_files(), pk=pk)
+    parent = get_object_or_404(
+        ModelEntry.objects.ready().filter(kind__in=ensembles.BASE_KINDS), pk=pk
+    )
     form = AdaptForm(request.POST or None, initial={"name": f"{parent.name}-ru"})
     if request.method == "POST" and form.is_valid():
         config = {k: v for k, v in form.cleaned_data.items() if k != "name" and v is not None}
@@ -141,3 +144,26 @@ def model_adapt(request: AuthedRequest, pk: int) -> HttpResponse:
             )
             return redirect("catalog:models")
     return render(request, "catalog/adapt.html", {"form": form, "parent": parent})
+
+
+@researcher_required
+def model_ensemble(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Build an ensemble of task adapters on a model: a GPU-queue job registers it as a child."""
+    parent = get_object_or_404(
+        ModelEntry.objects.ready().filter(kind__in=ensembles.BASE_KINDS), pk=pk
+    )
+    form = EnsembleForm(request.POST or None, initial={"name": f"{parent.name}-ensemble"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            ensembles.ensemble_start(
+                parent=parent, name=form.cleaned_data["name"], config=form.settings(),
+                user=request.user,
+            )  # fmt: skip
+        except services.ServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request, _("Ensemble started; it appears among the models when it is done.")
+            )
+            return redirect("catalog:models")
+    return render(request, "catalog/ensemble.html", {"form": form, "parent": parent})

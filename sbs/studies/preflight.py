@@ -187,6 +187,10 @@ def _gguf_facts(entry: ModelEntry, path: Path) -> ModelFacts:
 
 
 def model_facts(entry: ModelEntry) -> ModelFacts:
+    """What the files say; an ensemble of task adapters speaks with its base's tokenizer,
+    template and context (its parent's files)."""
+    if entry.kind == ModelEntry.Kind.ENSEMBLE and entry.parent is not None:
+        return model_facts(entry.parent)
     path = model_path(entry)
     if entry.kind == ModelEntry.Kind.GGUF:
         gguf = path if path.is_file() else next(iter(sorted(path.glob("*.gguf"))), None)

@@ -199,3 +199,57 @@ def test_export_benchmark_writes_a_shipped_set_as_jsonl(tmp_path, capsys):
         capsys, "export-benchmark", "--shipped", "rl-wsd-labeled", "--out", tmp_path / "w.jsonl"
     )
     assert out["license"] == "MIT" and out["items"] == len(read_items(tmp_path / "w.jsonl")) > 9000
+
+
+@pytest.mark.parametrize("action", ["calibrate", "evaluate"])
+def test_ensemble_help(action, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["ensemble", action, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"ensemble {action}" in out
+    assert ("--top-k" in out) and ("--out" in out if action == "calibrate" else "--base" in out)
+
+
+def test_ensemble_calibrate_saves_a_model_folder_and_evaluate_scores_it(
+    tiny_model_dir, tmp_path, capsys
+):
+    from adaptation.ensemble import read_manifest
+    from adaptation.modelio import load_model
+
+    out, cache = tmp_path / "udlm", ["--cache-dir", tmp_path / "cache"]
+    calibrate = ["ensemble", "calibrate", "--model", tiny_model_dir, "--out", out,
+                 "--tasks", "arithmetic,wsd,case", "--steps", 2, "--batch-size", 4,
+                 "--calibration-items", 2, "--top-k", 2, "--temperature", 0.5, *cache]  # fmt: skip
+    made = _run(capsys, *calibrate)
+    assert made["action"] == "calibrate" and made["out"] == str(out)
+    assert made["tasks"] == ["arithmetic", "wsd", "case"]
+    assert made["gate"] == {"top_k": 2, "granularity": "sequence", "temperature": 0.5,
+                            "aggregation": "mean"}  # fmt: skip
+    assert made["calibration_items"] == {"arithmetic": 2, "wsd": 2, "case": 2}
+    assert set(made["train_losses"]) == {"arithmetic", "wsd", "case"}
+    assert read_manifest(out)["evaluation"] is None
+    assert load_model(out, cache_dir=tmp_path / "cache", device="cpu").model.sbs_ensemble
+
+    evaluate = ["ensemble", "evaluate", "--ensemble", out, "--search-candidates", 2,
+                "--max-test-items", 4, *cache]  # fmt: skip
+    assert main([str(a) for a in evaluate]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["step"] == "ensemble" and summary["action"] == "evaluate"
+    methods = {"base model", "adapter wsd", "static uniform", "static searched (dev)",
+               "UDLM top-1", "UDLM top-2", "oracle (best adapter per item)"}  # fmt: skip
+    assert methods <= set(summary["scores"])
+    for method, per_task in summary["correct"].items():
+        assert set(per_task) == {"arithmetic", "wsd", "case"}
+        assert all(0 <= k <= 4 for k in per_task.values()), method
+    oracle, single = summary["correct"]["oracle (best adapter per item)"], summary["correct"]
+    assert all(oracle[t] >= single[f"adapter {a}"][t] for t in oracle for a in oracle)
+    assert summary["test_items"] == {"arithmetic": 4, "wsd": 4, "case": 4}
+    assert sum(summary["static_weights"].values()) == pytest.approx(1.0)
+    table = captured.err[captured.err.index("| task") :]  # the table on stderr
+    assert "| wsd " in table and "UDLM top-2" in table and "LoRAHub-style searched" in table
+    assert read_manifest(out)["evaluation"]["scores"] == summary["scores"]
+
+    assert main([str(a) for a in calibrate]) == 0  # same settings: the adapters are reused
+    assert "reusing the adapters" in capsys.readouterr().err

@@ -1,13 +1,14 @@
-"""The small tasks, their adapters, exact-match scoring, and the ``ensemble`` command."""
+"""The tasks (toy and real Russian ones), their adapters and exact-match scoring."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
 
 from adaptation.tasks import (
+    MAX_PROMPT_CHARS,
+    RU_TASK_ITEMS,
+    RU_TASKS,
     TASKS,
     AdapterConfig,
     TaskItem,
@@ -15,9 +16,11 @@ from adaptation.tasks import (
     encode_items,
     load_task_adapters,
     load_tasks,
+    model_forward,
     prompt_ids,
     save_task_adapters,
     score_batch,
+    score_items,
     split_items,
     task_items,
     train_adapter,
@@ -88,6 +91,23 @@ def test_teacher_forced_exact_match_agrees_with_greedy_generation(tiny_model_dir
     assert score_batch(logits, labels)[0] == [False]
 
 
+def test_scoring_only_the_answer_positions_equals_scoring_every_position(tiny_model_dir, tokenizer):
+    model = _base(tiny_model_dir).eval()
+    items = [*task_items("case")[:3], *task_items("arithmetic")[:2]]  # right padding in play
+    enc = encode_items(tokenizer, items)
+    with torch.no_grad():
+        full = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
+    expected = score_batch(full, enc.labels)
+    got = score_items(model_forward(model), tokenizer, items, batch_size=3)
+    assert got.correct == expected[0]
+    assert got.nll == pytest.approx(expected[1], rel=1e-5)
+    with torch.no_grad():  # and the mean of those NLLs is transformers' own loss
+        loss = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                     labels=enc.labels).loss  # fmt: skip
+    tokens = int((enc.labels != -100).sum())
+    assert sum(expected[1]) / tokens == pytest.approx(float(loss), rel=1e-5)
+
+
 def test_training_an_adapter_lowers_its_loss_and_touches_nothing_else(
     tiny_model_dir, tokenizer, tmp_path
 ):
@@ -116,54 +136,35 @@ def test_training_an_adapter_lowers_its_loss_and_touches_nothing_else(
         assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_ensemble_command_trains_calibrates_scores_and_reuses(tiny_model_dir, tmp_path, capsys):
-    from adaptation.__main__ import main
+def test_russian_tasks_are_real_items_posed_deterministically():
+    from adaptation.benchmarks import mednsk_items
 
-    argv = [
-        "ensemble",
-        "--model",
-        str(tiny_model_dir),
-        "--work",
-        str(tmp_path / "work"),
-        "--tasks",
-        "arithmetic,case,sentiment",
-        "--steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--calibration-items",
-        "2",
-        "--search-candidates",
-        "2",
-        "--max-test-items",
-        "4",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    ]
-    assert main(argv) == 0
-    captured = capsys.readouterr()
-    summary = json.loads(captured.out.strip().splitlines()[-1])
-    assert summary["step"] == "ensemble"
-    tasks = ["arithmetic", "case", "sentiment"]
-    assert summary["tasks"] == tasks
-    methods = set(summary["scores"])
-    assert {
-        "base model",
-        "adapter arithmetic",
-        "static uniform",
-        "static searched (dev)",
-        "UDLM sequence, top-1",
-        "UDLM token, top-all",
-        "oracle (right adapter)",
-    } <= methods
-    for per_task in summary["scores"].values():
-        assert set(per_task) == set(tasks) and all(0 <= v <= 1 for v in per_task.values())
-    for per_task in summary["routing"].values():
-        assert all(0 <= v <= 1 for v in per_task.values())
-    assert sum(summary["static_weights"].values()) == pytest.approx(1.0)
-    assert "oracle (right adapter)" in captured.err  # the table on stderr
-    work = tmp_path / "work"
-    assert (work / "gate.safetensors").exists() and (work / "report.json").exists()
-
-    assert main(argv) == 0
-    assert "reusing the adapters" in capsys.readouterr().err
+    splits = load_tasks(RU_TASKS)
+    for task in RU_TASKS:
+        items = task_items(task)
+        assert items == task_items(task) and len(items) == RU_TASK_ITEMS == len(set(items))
+        split = splits[task]
+        parts = [set(split.train), set(split.dev), set(split.test)]
+        assert sum(map(len, parts)) == len(items)
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+        assert len(split.test) >= 25 and len(split.train) >= 80
+        assert all(len(item.prompt) <= MAX_PROMPT_CHARS for item in items)
+    for task in ("wsd", "medical"):
+        for item in task_items(task):
+            letter = item.answer.strip()
+            assert item.answer == f" {letter}" and f"\n{letter}. " in item.prompt
+            assert item.prompt.endswith("\nОтвет:")
+    # the letter names the gold choice of the source item
+    gold = {i.question: i.choices[i.answer] for i in mednsk_items()}
+    for item in task_items("medical")[:40]:
+        question = item.prompt.split("\n")[0].removeprefix("Вопрос: ")
+        options = dict(line.split(". ", 1) for line in item.prompt.split("\n")[1:-1])
+        assert options[item.answer.strip()] == gold[question]
+    wsd = task_items("wsd")
+    assert all("«" in item.prompt and item.prompt.startswith("Текст: ") for item in wsd)
+    assert len({item.answer for item in wsd}) >= 3
+    for item in task_items("definition"):
+        word = item.answer.strip()
+        assert item.answer == f" {word}" and word.isalpha() and word == word.lower()
+        assert word[:4] not in item.prompt.lower()
+        assert item.prompt.startswith("Определение: ") and item.prompt.endswith("\nСлово:")

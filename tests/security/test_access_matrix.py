@@ -32,6 +32,7 @@ LOGIN = reverse("login")
 SHARED_BETWEEN_RESEARCHERS = {
     "questions:detail": "question sets are a library shared by all researchers",
     "catalog:adapt": "models are a library shared by all researchers",
+    "catalog:ensemble": "models are a library shared by all researchers",
     "catalog:detail": "models and their recipes are a library shared by all researchers",
     "catalog:download": "models are a library shared by all researchers: the page and its files",
     "questions:benchmark": "benchmarks are a library shared by all researchers",

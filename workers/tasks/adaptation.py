@@ -1,10 +1,13 @@
-"""``adapt_model``: the adaptation pipeline for a job row, under a lease; the steps already
-finished (by an earlier attempt) are skipped."""
+"""``adapt_model``: the job that makes a child of a model, under a lease: the adaptation
+pipeline (the steps an earlier attempt finished are skipped), or an ensemble of task
+adapters (adapters trained with the same settings are reused)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -40,6 +43,9 @@ def adapt_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
                 job_progress(lease, step=step, progress=fraction, message=message[:300])
 
         try:
+            if job.method == AdaptationJob.Method.ENSEMBLE:
+                _build_ensemble(job, lease, device, progress)
+                return "done"
             result = run_pipeline(
                 catalog_services.model_path(job.parent),
                 Path(settings.MODEL_STORE) / ".work" / f"adapt-{job_id}",
@@ -56,3 +62,30 @@ def adapt_model(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
         except Exception as exc:
             return fail(self, lease, exc, max_attempts=max_attempts)
     return "done"
+
+
+def _build_ensemble(job: Any, lease: Any, device: str, progress: Any) -> None:
+    """Train the task adapters and calibrate the gate (``calibrate_folder``), score it
+    against the baselines when asked (``evaluate_folder``), install it as the job's result."""
+    from adaptation.ensemble import calibrate_folder, evaluate_folder
+    from sbs.catalog import ensembles
+    from sbs.catalog import services as catalog_services
+
+    ensemble_config, evaluation_config = ensembles.library_configs(job.config)
+    work = Path(settings.MODEL_STORE) / ".work" / f"ensemble-{job.pk}"
+    base = catalog_services.model_path(job.parent)
+    cache = Path(settings.MODEL_CACHE)
+    evaluate = bool(job.config.get("evaluate"))
+
+    def step(name: str, share: float) -> Any:
+        return lambda message: progress(name, share, message)
+
+    folder = calibrate_folder(base, work / "ensemble", ensemble_config, cache_dir=cache,
+                              device=device, on_progress=step("calibrate", 0.1))  # fmt: skip
+    if evaluate:
+        progress("evaluate", 0.6, "scoring the ensemble and the baselines")
+        evaluate_folder(folder, evaluation_config, base_path=base, cache_dir=cache,
+                        device=device, on_progress=step("evaluate", 0.7))  # fmt: skip
+    ensembles.ensemble_finish(lease=lease, folder=folder)
+    if not settings.ADAPTATION_KEEP_WORK:
+        shutil.rmtree(work, ignore_errors=True)

@@ -9,13 +9,12 @@ loses its lease, and when it wakes its writes are refused.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from django.conf import settings
 
 from sbs.celery import app
 from workers.runtime import holding
-from workers.tasks.common import fail, worker_name
+from workers.tasks.common import fail, load_entry, worker_name
 
 CHUNK_ITEMS = 64  # items scored between two writes
 BATCH_SIZE = 16  # sequences per forward pass
@@ -30,9 +29,8 @@ BATCH_SIZE = 16  # sequences per forward pass
 )
 def run_benchmark(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     from adaptation.benchmarks import MCItem, heldout_texts
-    from adaptation.modelio import load_model, pick_device
+    from adaptation.modelio import pick_device
     from adaptation.scoring import ChoiceConfig, bits_per_text, iter_choice_scores
-    from sbs.catalog import services as catalog_services
     from sbs.core.jobs import job_progress
     from sbs.questions import services
     from sbs.questions.models import BenchmarkRun
@@ -70,11 +68,7 @@ def run_benchmark(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
             seconds = None
             if len(skip) < len(rows) or run.text_bits is None:
                 started = time.perf_counter()
-                loaded = load_model(
-                    catalog_services.model_path(run.model),
-                    cache_dir=Path(settings.MODEL_CACHE),
-                    device=device,
-                )
+                loaded = load_entry(run.model, device=device)
                 job_progress(lease, load_seconds=time.perf_counter() - started)
                 held.check()
             if len(skip) < len(rows):

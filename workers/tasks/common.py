@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from workers.runtime import TimeLimitReached
 
 if TYPE_CHECKING:
+    from adaptation.modelio import LoadedModel
+    from sbs.catalog.models import ModelEntry
     from sbs.core.jobs import Lease
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,24 @@ def transient_errors() -> tuple[type[BaseException], ...]:
 
     return (ConnectionError, TimeoutError, MemoryError, OperationalError, InterfaceError,
             *out_of_memory_errors())  # fmt: skip
+
+
+def load_entry(entry: ModelEntry, *, device: str) -> LoadedModel:
+    """A catalog model loaded for inference: its files, and for an ensemble of task adapters
+    its base, which is its parent's files (``sbs.catalog.ensembles.base_path``)."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from adaptation.modelio import load_model
+    from sbs.catalog import ensembles, services
+
+    return load_model(
+        services.model_path(entry),
+        cache_dir=Path(settings.MODEL_CACHE),
+        device=device,
+        base_path=ensembles.base_path(entry),
+    )
 
 
 def worker_name(task: Any) -> str:

@@ -9,13 +9,12 @@ loses its lease, and when it wakes its writes are refused.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from django.conf import settings
 
 from sbs.celery import app
 from workers.runtime import holding
-from workers.tasks.common import fail, worker_name
+from workers.tasks.common import fail, load_entry, worker_name
 
 
 @app.task(
@@ -24,9 +23,8 @@ from workers.tasks.common import fail, worker_name
 )  # fmt: skip
 def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     from adaptation.generate import GeneratedAnswer, GenerationSettings, generate_answers
-    from adaptation.modelio import load_model, pick_device
+    from adaptation.modelio import pick_device
     from adaptation.speed import SpeedConfig, measure_speed, reference_text
-    from sbs.catalog import services as catalog_services
     from sbs.core.jobs import job_progress
     from sbs.studies import services
     from sbs.studies.models import GenerationRun
@@ -68,11 +66,7 @@ def generate_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
 
             if len(skip) < len(questions) or run.reference_speed is None:
                 started = time.perf_counter()
-                loaded = load_model(
-                    catalog_services.model_path(run.model),
-                    cache_dir=Path(settings.MODEL_CACHE),
-                    device=device,
-                )
+                loaded = load_entry(run.model, device=device)
                 job_progress(lease, load_seconds=time.perf_counter() - started)
                 held.check()
             if len(skip) < len(questions):

@@ -1,5 +1,5 @@
 """``manage.py export_report STUDY --format FORMAT --out PATH``; the formats are those of
-:data:`sbs.analysis.exports.FORMATS` (csv, json, html, dpo, dpo-majority).
+:data:`sbs.analysis.exports.FORMATS` (csv, forgetting, json, html, dpo, dpo-majority).
 
 A format whose manifest is embedded (JSON, HTML) writes ``PATH``; the others write ``PATH``
 and ``PATH.manifest.json`` beside it. Report formats use the cached report when it matches
