@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from sbs.catalog.models import WEIGHT_KINDS, AdaptationJob, ModelEntry
-from sbs.catalog.services import _fill_reserved, _reserve_model_name, _store_slot, model_path
+from sbs.catalog.services import _fill_reserved, _store_slot, child_job_start, model_path
 from sbs.core import jobs
 from sbs.core.errors import ServiceError
 
@@ -92,21 +91,10 @@ def ensemble_start(
     name = name.strip()
     if not name:
         raise ServiceError(_("The ensemble needs a name."))
-    checked = ensemble_settings(config)
-    try:
-        with transaction.atomic():
-            reserved = _reserve_model_name(name=name, parent=parent, user=user)
-            ModelEntry.objects.filter(pk=reserved.pk).update(kind=ModelEntry.Kind.ENSEMBLE)
-            job = AdaptationJob.objects.create(
-                parent=parent, name=name, config=checked, created_by=user, result=reserved,
-                method=AdaptationJob.Method.ENSEMBLE,
-            )  # fmt: skip
-            jobs.enqueue(job)
-    except IntegrityError as exc:
-        raise ServiceError(
-            _("A model named “%(name)s” already exists or is being made.") % {"name": name}
-        ) from exc
-    return job
+    return child_job_start(
+        parent=parent, name=name, config=ensemble_settings(config), user=user,
+        method=AdaptationJob.Method.ENSEMBLE, kind=ModelEntry.Kind.ENSEMBLE,
+    )  # fmt: skip
 
 
 def _copy_regular(source: Path, dest: Path, digest: Any) -> int:

@@ -234,12 +234,27 @@ def adaptation_start(
     if not name:
         raise ServiceError(_("The adapted model needs a name."))
     checked = PipelineConfig.from_dict(config).to_dict()  # refuses bad values before queueing
+    return child_job_start(parent=parent, name=name, config=checked, user=user)
+
+
+def child_job_start(
+    *,
+    parent: ModelEntry,
+    name: str,
+    config: dict[str, Any],
+    user: User | None,
+    method: str = AdaptationJob.Method.RUSSIAN,
+    kind: str = ModelEntry.Kind.HF_FOLDER,
+) -> AdaptationJob:
+    """Reserve the name of a model a job will make from ``parent`` (an entry of ``kind``
+    without files), create the job with its checked ``config``, send it on commit."""
     try:
         with transaction.atomic():
-            reserved = _reserve_model_name(name=name, parent=parent, user=user)
+            reserved = _reserve_model_name(name=name, parent=parent, user=user, kind=kind)
             job = AdaptationJob.objects.create(
-                parent=parent, name=name, config=checked, created_by=user, result=reserved
-            )
+                parent=parent, name=name, config=config, created_by=user, result=reserved,
+                method=method,
+            )  # fmt: skip
             jobs.enqueue(job)
     except IntegrityError as exc:
         raise ServiceError(
@@ -248,11 +263,16 @@ def adaptation_start(
     return job
 
 
-def _reserve_model_name(*, name: str, parent: ModelEntry | None, user: User | None) -> ModelEntry:
+def _reserve_model_name(
+    *,
+    name: str,
+    parent: ModelEntry | None,
+    user: User | None,
+    kind: str = ModelEntry.Kind.HF_FOLDER,
+) -> ModelEntry:
     """An entry without files (``ready=False``) that holds the name for a running job."""
     return ModelEntry.objects.create(
-        name=name, kind=ModelEntry.Kind.HF_FOLDER, path="", sha256="", parent=parent,
-        ready=False, created_by=user,
+        name=name, kind=kind, path="", sha256="", parent=parent, ready=False, created_by=user,
     )  # fmt: skip
 
 
@@ -260,7 +280,14 @@ def adaptation_requeue(*, job: AdaptationJob) -> None:
     """Send an unfinished adaptation job again; its pipeline resumes from the last step."""
     with transaction.atomic():
         if job.result_id is None:
-            reserved = _reserve_model_name(name=job.name, parent=job.parent, user=job.created_by)
+            kind = (
+                ModelEntry.Kind.ENSEMBLE
+                if job.method == AdaptationJob.Method.ENSEMBLE
+                else ModelEntry.Kind.HF_FOLDER
+            )
+            reserved = _reserve_model_name(
+                name=job.name, parent=job.parent, user=job.created_by, kind=kind
+            )
             AdaptationJob.objects.filter(pk=job.pk).update(result=reserved)
         jobs.job_requeue(job)
 

@@ -19,6 +19,15 @@ CHAT_TEMPLATE = (
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir: Path):
+    """SmolLM2's real tokenizer, as the tiny test model's folder holds it (one per module:
+    a test may change its padding side)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
 @pytest.fixture(scope="session")
 def ru_lines() -> list[str]:
     from adaptation.corpus import CorpusConfig, wordnet_lines

@@ -41,13 +41,6 @@ ITEMS = [
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
 def model(tokenizer):
     return tiny_model(len(tokenizer), seed=3)
 

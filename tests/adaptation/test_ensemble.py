@@ -409,13 +409,6 @@ def test_routing_refuses_a_router_for_other_tasks(tiny_model_dir):
     ensemble.remove()
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
 # --- the saved ensemble: a model folder ------------------------------------------------------
 
 

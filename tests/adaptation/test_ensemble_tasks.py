@@ -27,13 +27,6 @@ from adaptation.tasks import (
 )
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
 def _base(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
