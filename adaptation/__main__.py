@@ -221,7 +221,7 @@ def _benchmark_sets(args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
 
 def cmd_score(args: argparse.Namespace) -> dict[str, Any]:
     from adaptation.benchmarks import baselines, heldout_texts
-    from adaptation.modelio import load_model
+    from adaptation.loading import load_any
     from adaptation.scoring import (
         ChoiceConfig,
         ScoringConfig,
@@ -233,7 +233,7 @@ def cmd_score(args: argparse.Namespace) -> dict[str, Any]:
     sets = _benchmark_sets(args)
     if not sets and not args.bpc:
         raise SystemExit("nothing to score: give --benchmark FILE, --shipped NAME or --bpc")
-    loaded = load_model(args.model, cache_dir=args.cache_dir, device=args.device)
+    loaded = load_any(args.model, cache_dir=args.cache_dir, device=args.device)
     config = ChoiceConfig(prompt_format=args.format, language=args.language,
                           batch_size=args.batch_size, max_length=args.max_length)  # fmt: skip
     out: dict[str, Any] = {"model": str(args.model), "config": config.to_dict(), "benchmarks": {}}

@@ -159,27 +159,14 @@ def heads_tied(model: Any) -> bool:
     return head is not None and head.weight is model.get_input_embeddings().weight
 
 
-def load_model(
-    path: Path, *, cache_dir: Path, device: str = "auto", base_path: Path | None = None
-) -> LoadedModel:
+def load_model(path: Path, *, cache_dir: Path, device: str = "auto") -> LoadedModel:
     """Load a causal LM and its tokenizer for inference (eval mode, left padding).
 
-    A saved ensemble of task adapters (a folder with ``ensemble.json``) loads as its peft
-    model with the gate attached (``adaptation.ensemble.load_ensemble``): it routes every
-    forward call and ``generate``; ``base_path`` overrides the base named in the folder.
-    """
+    A model folder or a GGUF file; :func:`adaptation.loading.load_any` also loads a saved
+    ensemble of task adapters."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = pick_device(device)
-    if (Path(path) / "ensemble.json").is_file():
-        from adaptation.ensemble import load_ensemble
-
-        routed, tokenizer = load_ensemble(
-            Path(path), base_path=base_path, cache_dir=Path(cache_dir), device=device
-        )
-        return LoadedModel(
-            model=routed, tokenizer=left_padded(tokenizer), device=device, folder=Path(path)
-        )
     folder = resolve_folder(Path(path), Path(cache_dir))
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     tokenizer = left_padded(AutoTokenizer.from_pretrained(folder))

@@ -7,8 +7,9 @@
 2. speed on data/ru_reference_1000.txt, same process: (a) forced token-by-token decoding with
    a KV cache and (b) one forward pass, seconds per 1000 characters, with ratios;
 3. embeddings-only training throughput (characters of text per second), original vs adapted;
-4. a merging-factor sweep: a short LoRA (alpha 512) on the adapted model, φ scored by bits per
-   character on the held-out prose.
+4. a merging-factor sweep: a short LoRA (alpha 512) on the adapted model, each φ scored by
+   bits per character on the held-out prose (the gain) and on the shipped held-out texts by
+   category, English included (the forgetting); φ chosen by the trade-off rule.
 
 The tokenizer is cached under var/bench/; everything else is recomputed.
 """
@@ -196,15 +197,20 @@ def main() -> None:
     sweep = sweep_merge_factor(
         peft_model, new_tok, prose, MergeConfig(scoring=ScoringConfig(max_length=512))
     )
+    categories = sorted({c for s in sweep.scores for c in s.forgetting_by_category})
     table(
         f"Merging factor sweep: LoRA r=8 alpha=512, {args.lora_steps} steps on the adapted model; "
-        "bits per character on the held-out prose",
-        ["phi", "bpc", "best"],
+        f"bits per character on the held-out prose (gain = bpc(0) - bpc(phi)) and forgetting "
+        f"per held-out text category (relative bpc rise against phi = 0); rule "
+        f"{sweep.select_by!r}, tolerance {sweep.tolerance:.0%}",
+        ["phi", "bpc", "gain", *categories, "within", "chosen"],
         [
-            [f"{s.phi:.3f}", f"{s.bpc:.4f}", "*" if s.phi == sweep.best_phi else ""]
+            [f"{s.phi:.3f}", f"{s.bpc:.4f}", f"{s.gain:+.4f}",
+             *(f"{s.forgetting_by_category.get(c, float('nan')):+.2%}" for c in categories),
+             "yes" if s.within_tolerance else "no", "*" if s.phi == sweep.best_phi else ""]
             for s in sweep.scores
         ],
-    )
+    )  # fmt: skip
     print(
         f"\nLoRA throughput: {rl.tokens_per_second:.0f} tokens/s, "
         f"{rl.chars_per_second:.0f} chars/s; losses {[round(x, 3) for x in rl.losses]}"

@@ -16,7 +16,7 @@ searched on the dev split); UDLM with the top 1 and top 2 adapters
 and the oracle (an item counts when any single adapter answers it right).
 
 A second table: tokens per second of greedy generation (``adaptation.generate``, the workers'
-code path) with dynamic routing (the saved ensemble through ``modelio.load_model``) vs the
+code path) with dynamic routing (the saved ensemble through ``loading.load_any``) vs the
 first task's adapter merged into the weights (peft ``merge_and_unload``) vs the base, in
 this process, on the same prompts, each with the same number of new tokens.
 
@@ -53,6 +53,7 @@ from adaptation.ensemble import (  # noqa: E402
     read_manifest,
 )
 from adaptation.generate import GenerationSettings, generate_answers  # noqa: E402
+from adaptation.loading import load_any  # noqa: E402
 from adaptation.modelio import LoadedModel, load_model, pick_device  # noqa: E402
 from adaptation.shipped import smollm2_gguf  # noqa: E402
 from adaptation.tasks import RU_TASKS, AdapterConfig, load_tasks  # noqa: E402
@@ -199,7 +200,7 @@ def main() -> None:
     models = {
         "base": load_model(smollm2_gguf(), cache_dir=CACHE, device=device),
         f"adapter {tasks[0]} merged": merged_model(folder, tasks[0], smollm2_gguf(), device),
-        "UDLM routed (top-1, sequence)": load_model(folder, cache_dir=CACHE, device=device),
+        "UDLM routed (top-1, sequence)": load_any(folder, cache_dir=CACHE, device=device),
     }
     batch_sizes = sorted({1, len(prompts)})
     rows = speed_rows(models, prompts, args.speed_tokens, batch_sizes, args.speed_rounds)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from sbs.catalog.models import AdaptationJob, ModelEntry, ModelImportJob
+from sbs.catalog.models import AdaptationJob, ImportedAnswer, ModelEntry, ModelImportJob
 from sbs.core.admin import JOB_FIELDS, ReadOnlyAdmin
 
 
@@ -13,7 +13,7 @@ class ModelEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(AdaptationJob)
 class AdaptationJobAdmin(ReadOnlyAdmin):
-    list_display = ("name", "parent", "step", *JOB_FIELDS, "created_at")
+    list_display = ("name", "method", "parent", "step", *JOB_FIELDS, "created_at")
     list_filter = ("status",)
 
 
@@ -21,3 +21,9 @@ class AdaptationJobAdmin(ReadOnlyAdmin):
 class ModelImportJobAdmin(ReadOnlyAdmin):
     list_display = ("name", "server_path", *JOB_FIELDS, "created_at")
     list_filter = ("status",)
+
+
+@admin.register(ImportedAnswer)
+class ImportedAnswerAdmin(ReadOnlyAdmin):
+    list_display = ("system", "question", "new_tokens", "seconds", "created_at")
+    search_fields = ("system__name", "question__external_id")

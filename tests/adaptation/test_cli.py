@@ -215,7 +215,7 @@ def test_ensemble_calibrate_saves_a_model_folder_and_evaluate_scores_it(
     tiny_model_dir, tmp_path, capsys
 ):
     from adaptation.ensemble import read_manifest
-    from adaptation.modelio import load_model
+    from adaptation.loading import load_any as load_model
 
     out, cache = tmp_path / "udlm", ["--cache-dir", tmp_path / "cache"]
     calibrate = ["ensemble", "calibrate", "--model", tiny_model_dir, "--out", out,

@@ -488,7 +488,7 @@ def test_load_takes_the_base_from_base_path_over_the_manifest(saved, tiny_model_
 
 def test_load_model_generates_with_routing_and_the_cache_changes_nothing(saved, tmp_path):
     from adaptation.generate import GenerationSettings, generate_answers
-    from adaptation.modelio import load_model
+    from adaptation.loading import load_any as load_model
 
     folder, model, gate = saved
     loaded = load_model(folder, cache_dir=tmp_path / "cache", device="cpu")

@@ -14,6 +14,7 @@ from sbs.catalog.models import AdaptationJob, ModelEntry
 from sbs.core.errors import ServiceError
 from sbs.studies import services
 from sbs.studies.models import Answer, GenerationRun, Study
+from sbs.voting.models import Vote
 from tests import factories
 from tests.conftest import wait_for
 
@@ -83,6 +84,19 @@ def test_an_ensemble_is_built_on_the_page_and_judged_in_a_study(client, two_mode
     wait_for(opened, 30, "the study to open", worker.log)
     made = Answer.objects.filter(run__study=study, run__model=entry)
     assert made.count() == 3 and all(a.new_tokens and a.new_tokens > 0 for a in made)
+
+    # An annotator judges the ensemble against its base on the vote page, blind to both.
+    from tests.voting.test_vote_flow import _vote_form
+
+    annotator = factories.annotator("judge")
+    services.study_add_annotators(study=study, users=[annotator])
+    client.force_login(annotator)
+    for _ in range(3):
+        html, form = _vote_form(client, study)
+        assert entry.name not in html and base.name not in html
+        response = client.post(reverse("voting:vote", args=[study.pk]), {**form, "choice": "left"})
+        assert response.status_code == 302
+    assert Vote.objects.filter(assignment__pair__study=study).count() == 3
 
 
 def test_an_ensemble_needs_a_base_with_weights_and_two_known_tasks(two_models):

@@ -34,10 +34,10 @@ def load_entry(entry: ModelEntry, *, device: str) -> LoadedModel:
 
     from django.conf import settings
 
-    from adaptation.modelio import load_model
+    from adaptation.loading import load_any
     from sbs.catalog import ensembles, services
 
-    return load_model(
+    return load_any(
         services.model_path(entry),
         cache_dir=Path(settings.MODEL_CACHE),
         device=device,
