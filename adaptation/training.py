@@ -201,6 +201,8 @@ def prepare_model(model: Any, config: TrainConfig) -> Any:
         model.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False}
         )
+        # The KV cache is off while activations are recomputed; train() puts back this value.
+        model.sbs_use_cache_before_checkpointing = model.config.use_cache
         model.config.use_cache = False
     if config.uses_lora:
         from peft import LoraConfig, get_peft_model
@@ -349,7 +351,8 @@ def train(
     if config.gradient_checkpointing:
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         inner.activation_checkpointing_disable()
-        inner.config.use_cache = True  # a saved model generates with its cache again
+        # the model's own setting again (a saved model generates with its cache if it did)
+        inner.config.use_cache = inner.__dict__.pop("sbs_use_cache_before_checkpointing", True)
     return model, result
 
 

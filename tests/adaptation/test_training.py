@@ -142,6 +142,19 @@ def test_gradient_checkpointing_changes_memory_not_the_step(new_tokenizer, ru_li
     assert not inner.is_activation_checkpointing and inner.config.use_cache
 
 
+def test_gradient_checkpointing_gives_back_the_models_own_cache_setting(new_tokenizer, ru_lines):
+    model = tiny_model(len(new_tokenizer), tied=False)
+    model.config.use_cache = False  # a model that was saved without its cache
+    seen = []
+    cfg = TrainConfig(steps=1, batch_size=2, seq_len=32, mode="embeddings",
+                      gradient_checkpointing=True)  # fmt: skip
+    trained, _ = train(model, new_tokenizer, ru_lines[:100], cfg,
+                       on_step=lambda *a: seen.append(model.config.use_cache))  # fmt: skip
+    assert seen == [False]  # off while activations are recomputed
+    assert trained.config.use_cache is False  # and then its own value, not True
+    assert not hasattr(trained, "sbs_use_cache_before_checkpointing")
+
+
 def test_bf16_autocast_trains_close_to_fp32_with_fp32_weights(new_tokenizer, ru_lines):
     full, full_result = _one_step(new_tokenizer, ru_lines)
     half, half_result = _one_step(new_tokenizer, ru_lines, precision="bf16")
