@@ -221,7 +221,8 @@ def parse_answers(data: bytes, file_format: FileFormat) -> list[ParsedAnswer]:
     return [answer for _, answer in rows]
 
 
-def _some(ids: Sequence[str], n: int = 5) -> str:
+def quoted_ids(ids: Sequence[str], n: int = 5) -> str:
+    """The first ``n`` ids in quotes, an ellipsis after them when there are more."""
     shown = ", ".join(f"“{i}”" for i in ids[:n])
     return shown + (" …" if len(ids) > n else "")
 
@@ -258,7 +259,7 @@ def coverage_errors(
                         "system": system,
                         "n": len(missing),
                         "total": len(question_ids),
-                        "ids": _some(missing),
+                        "ids": quoted_ids(missing),
                     },
                 )
             )

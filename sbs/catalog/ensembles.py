@@ -19,35 +19,37 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils.translation import gettext as _
 
-from sbs.catalog.models import WEIGHT_KINDS, AdaptationJob, ModelEntry
+from sbs.catalog.models import AdaptationJob, ModelEntry
 from sbs.catalog.services import _fill_reserved, _store_slot, child_job_start, model_path
 from sbs.core import jobs
 from sbs.core.errors import ServiceError
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-# What an ensemble can be built on: a model with weights of its own.
-BASE_KINDS = WEIGHT_KINDS
 
 
 def ensemble_settings(data: dict[str, Any]) -> dict[str, Any]:
     """The job's settings, checked by building the library's configs (a bad value is refused
     before anything is queued): tasks, adapter steps, calibration prompts per task, the gate
     (top-k, granularity, temperature, aggregation) and whether to score the baselines."""
-    from adaptation.ensemble import EnsembleConfig, EvaluationConfig, GateConfig
+    from adaptation.ensemble import EnsembleConfig
     from adaptation.tasks import BUILDERS, AdapterConfig
 
-    tasks = tuple(data.get("tasks") or ())
+    tasks = list(data.get("tasks") or ())
     unknown = [t for t in tasks if t not in BUILDERS]
     if unknown:
         raise ServiceError(_("Unknown task: %(tasks)s.") % {"tasks": ", ".join(unknown)})
     try:
-        config = EnsembleConfig(
-            tasks=tasks,
-            adapter=AdapterConfig(steps=int(data.get("steps", AdapterConfig.steps))),
-            gate=GateConfig.from_dict(data.get("gate") or {}),
-            calibration_items=int(data.get("calibration_items", EnsembleConfig.calibration_items)),
+        config, evaluation = library_configs(
+            {
+                "tasks": tasks,
+                "steps": int(data.get("steps", AdapterConfig.steps)),
+                "gate": data.get("gate") or {},
+                "calibration_items": int(
+                    data.get("calibration_items", EnsembleConfig.calibration_items)
+                ),
+                "max_test_items": int(data.get("max_test_items", 0)),
+            }
         )
-        evaluation = EvaluationConfig(max_test_items=int(data.get("max_test_items", 0)))
     except (TypeError, ValueError) as exc:
         raise ServiceError(
             _("These ensemble settings cannot be used: %(error)s") % {"error": exc}
@@ -84,7 +86,7 @@ def ensemble_start(
     *, parent: ModelEntry, name: str, config: dict[str, Any], user: User | None = None
 ) -> AdaptationJob:
     """Reserve the ensemble's name (a child of ``parent``), create the job, queue it on commit."""
-    if parent.kind not in BASE_KINDS:
+    if not parent.has_own_weights:
         raise ServiceError(
             _("An ensemble is built on a model with files (a folder or a GGUF file).")
         )
@@ -100,10 +102,10 @@ def ensemble_start(
 def _copy_regular(source: Path, dest: Path, digest: Any) -> int:
     if source.is_symlink() or not source.is_file():
         raise RuntimeError(f"{source}: missing or not a regular file in the saved ensemble")
-    shutil.copyfile(source, dest)
     size = 0
-    with dest.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+    with source.open("rb") as reader, dest.open("wb") as writer:
+        for chunk in iter(lambda: reader.read(1 << 20), b""):
+            writer.write(chunk)
             digest.update(chunk)
             size += len(chunk)
     return size

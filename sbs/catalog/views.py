@@ -21,7 +21,7 @@ from sbs.analysis.sections import phi_curve
 from sbs.catalog import ensembles, selectors, services
 from sbs.catalog.forms import AdaptForm, EnsembleForm, ModelRegisterForm
 from sbs.catalog.messages import message_text
-from sbs.catalog.models import ModelEntry
+from sbs.catalog.models import WEIGHT_KINDS, ModelEntry
 
 
 @researcher_required
@@ -126,9 +126,7 @@ def model_download(request: AuthedRequest, pk: int) -> StreamingHttpResponse:
 @researcher_required
 def model_adapt(request: AuthedRequest, pk: int) -> HttpResponse:
     """Adapt a model to Russian: the job runs on a GPU-queue worker and registers the result."""
-    parent = get_object_or_404(
-        ModelEntry.objects.ready().filter(kind__in=ensembles.BASE_KINDS), pk=pk
-    )
+    parent = get_object_or_404(ModelEntry.objects.ready().filter(kind__in=WEIGHT_KINDS), pk=pk)
     form = AdaptForm(request.POST or None, initial={"name": f"{parent.name}-ru"})
     if request.method == "POST" and form.is_valid():
         config = {k: v for k, v in form.cleaned_data.items() if k != "name" and v is not None}
@@ -149,9 +147,7 @@ def model_adapt(request: AuthedRequest, pk: int) -> HttpResponse:
 @researcher_required
 def model_ensemble(request: AuthedRequest, pk: int) -> HttpResponse:
     """Build an ensemble of task adapters on a model: a GPU-queue job registers it as a child."""
-    parent = get_object_or_404(
-        ModelEntry.objects.ready().filter(kind__in=ensembles.BASE_KINDS), pk=pk
-    )
+    parent = get_object_or_404(ModelEntry.objects.ready().filter(kind__in=WEIGHT_KINDS), pk=pk)
     form = EnsembleForm(request.POST or None, initial={"name": f"{parent.name}-ensemble"})
     if request.method == "POST" and form.is_valid():
         try:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from adaptation.generate import GenerationSettings
 from sbs.accounts.models import Invite
 from sbs.accounts.services import invite_issue
+from sbs.catalog.answer_files import quoted_ids
 from sbs.catalog.answers import missing_answers
 from sbs.catalog.models import ImportedAnswer, ModelEntry
 from sbs.core import jobs
@@ -95,7 +96,6 @@ def _unanswered_problem(field: str, model: ModelEntry, question_set: QuestionSet
     missing = missing_answers(model, question_set)
     if not missing:
         return None
-    shown = ", ".join(f"“{m}”" for m in missing[:5]) + (" …" if len(missing) > 5 else "")
     return Problem(
         field,
         _(
@@ -108,7 +108,7 @@ def _unanswered_problem(field: str, model: ModelEntry, question_set: QuestionSet
             "n": len(missing),
             "total": question_set.questions.count(),
             "set": question_set.name,
-            "ids": shown,
+            "ids": quoted_ids(missing),
         },
     )
 
@@ -284,12 +284,18 @@ def study_start(*, study: Study) -> list[GenerationRun]:
     return runs
 
 
+def _model_names(study: Study) -> tuple[str, ...]:
+    """The study's model names an answer must not mention (those of 5 or more characters;
+    shorter ones match ordinary words)."""
+    return tuple(n for n in (study.model_a.name, study.model_b.name) if len(n) >= 5)
+
+
 def _run_from_imported(study: Study, run: GenerationRun) -> None:
     """Fill a run with its system's imported answers (no worker): done at once.
 
     The answers pass the same self-identification check as generated ones, so an imported
     answer that names its system is held for review before any annotator sees it."""
-    names = tuple(n for n in (study.model_a.name, study.model_b.name) if len(n) >= 5)
+    names = _model_names(study)
     imported = ImportedAnswer.objects.filter(
         system=run.model, question__question_set=study.question_set
     )
@@ -450,7 +456,7 @@ def answers_upsert(*, lease: jobs.Lease, answers: list[NewAnswer]) -> None:
     open study (an answer generated again) the pairs of these questions are re-evaluated.
     """
     run = GenerationRun.objects.select_related("study__model_a", "study__model_b").get(pk=lease.pk)
-    names = tuple(n for n in (run.study.model_a.name, run.study.model_b.name) if len(n) >= 5)
+    names = _model_names(run.study)
     rows = [
         Answer(
             run_id=run.pk,
