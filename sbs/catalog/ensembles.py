@@ -20,7 +20,14 @@ from django.contrib.auth.models import User
 from django.utils.translation import gettext as _
 
 from sbs.catalog.models import AdaptationJob, ModelEntry
-from sbs.catalog.services import _fill_reserved, _store_slot, child_job_start, model_path
+from sbs.catalog.services import (
+    _fill_reserved,
+    _store_slot,
+    child_job_start,
+    finished_if_installed,
+    model_path,
+    reserved_result,
+)
 from sbs.core import jobs
 from sbs.core.errors import ServiceError
 
@@ -95,7 +102,7 @@ def ensemble_start(
         raise ServiceError(_("The ensemble needs a name."))
     return child_job_start(
         parent=parent, name=name, config=ensemble_settings(config), user=user,
-        method=AdaptationJob.Method.ENSEMBLE, kind=ModelEntry.Kind.ENSEMBLE,
+        method=AdaptationJob.Method.ENSEMBLE,
     )  # fmt: skip
 
 
@@ -149,14 +156,10 @@ def ensemble_finish(*, lease: jobs.Lease, folder: Path) -> ModelEntry:
     from adaptation.ensemble import read_manifest
 
     job = AdaptationJob.objects.select_related("result", "parent").get(pk=lease.pk)
-    entry = job.result
-    if entry is None:
-        raise RuntimeError("the ensemble job has no reserved model entry")
+    entry = reserved_result(job)
     manifest = read_manifest(folder)
     summary = {"evaluation": manifest.get("evaluation"), "training": manifest.get("training")}
-    if entry.ready:  # installed by an earlier attempt that died before finishing the job
-        with lease.guard():
-            jobs.job_finish(lease, summary=summary, step="done")
+    if finished_if_installed(lease, entry, summary):
         return entry
     store, slug = _store_slot(job.name)
     root, total, sha256 = install_ensemble(folder, store, slug)

@@ -132,6 +132,11 @@ class AdaptationJob(Job):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
 
+    @property
+    def result_kind(self) -> str:
+        """The kind of model entry the job's method makes (its name is reserved with it)."""
+        return RESULT_KINDS[self.Method(self.method)]
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -171,3 +176,10 @@ class ModelImportJob(Job):
     def error_text(self) -> str:
         """The error in the active language where it was kept translatable, else as stored."""
         return stored_text(self.refusal, self.error) if self.error else ""
+
+
+# What each method of an adaptation job makes.
+RESULT_KINDS: dict[AdaptationJob.Method, str] = {
+    AdaptationJob.Method.RUSSIAN: ModelEntry.Kind.HF_FOLDER,
+    AdaptationJob.Method.ENSEMBLE: ModelEntry.Kind.ENSEMBLE,
+}

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_noop
 
 from adaptation import modelfiles
 from sbs.catalog.messages import TranslatableError, message_of
-from sbs.catalog.models import AdaptationJob, ModelEntry, ModelImportJob
+from sbs.catalog.models import RESULT_KINDS, AdaptationJob, ModelEntry, ModelImportJob
 from sbs.core import jobs
 from sbs.core.errors import ServiceError
 
@@ -243,13 +243,14 @@ def child_job_start(
     name: str,
     config: dict[str, Any],
     user: User | None,
-    method: str = AdaptationJob.Method.RUSSIAN,
-    kind: str = ModelEntry.Kind.HF_FOLDER,
+    method: AdaptationJob.Method = AdaptationJob.Method.RUSSIAN,
 ) -> AdaptationJob:
-    """Reserve the name of a model a job will make from ``parent`` (an entry of ``kind``
-    without files), create the job with its checked ``config``, send it on commit."""
+    """Reserve the name of a model a job will make from ``parent`` (an entry of the kind
+    its ``method`` makes, without files), create the job with its checked ``config``, send
+    it on commit."""
     try:
         with transaction.atomic():
+            kind = RESULT_KINDS[method]
             reserved = _reserve_model_name(name=name, parent=parent, user=user, kind=kind)
             job = AdaptationJob.objects.create(
                 parent=parent, name=name, config=config, created_by=user, result=reserved,
@@ -280,13 +281,8 @@ def adaptation_requeue(*, job: AdaptationJob) -> None:
     """Send an unfinished adaptation job again; its pipeline resumes from the last step."""
     with transaction.atomic():
         if job.result_id is None:
-            kind = (
-                ModelEntry.Kind.ENSEMBLE
-                if job.method == AdaptationJob.Method.ENSEMBLE
-                else ModelEntry.Kind.HF_FOLDER
-            )
             reserved = _reserve_model_name(
-                name=job.name, parent=job.parent, user=job.created_by, kind=kind
+                name=job.name, parent=job.parent, user=job.created_by, kind=job.result_kind
             )
             AdaptationJob.objects.filter(pk=job.pk).update(result=reserved)
         jobs.job_requeue(job)
@@ -301,15 +297,28 @@ def adaptation_claim(
     )
 
 
+def reserved_result(job: AdaptationJob) -> ModelEntry:
+    """The entry reserved for the model a job makes (an internal error when it has none)."""
+    if job.result is None:
+        raise RuntimeError(f"adaptation job {job.pk} has no reserved model entry")
+    return job.result
+
+
+def finished_if_installed(lease: jobs.Lease, entry: ModelEntry, summary: dict[str, Any]) -> bool:
+    """Finish the job when an earlier attempt installed its model and died before finishing
+    the job (nothing is installed twice); False when the model is still to install."""
+    if not entry.ready:
+        return False
+    with lease.guard():
+        jobs.job_finish(lease, summary=summary, step="done")
+    return True
+
+
 def adaptation_finish(*, lease: jobs.Lease, model_dir: Path, summary: dict[str, Any]) -> ModelEntry:
     """Install the adapted model into the entry reserved for it, under the job's lease."""
     job = AdaptationJob.objects.select_related("result").get(pk=lease.pk)
-    entry = job.result
-    if entry is None:
-        raise ServiceError("the adaptation job has no reserved model entry")
-    if entry.ready:  # installed by an earlier attempt that died before finishing the job
-        with lease.guard():
-            jobs.job_finish(lease, summary=summary, step="done")
+    entry = reserved_result(job)
+    if finished_if_installed(lease, entry, summary):
         return entry
     store, slug = _store_slot(job.name)
     inspection = _install_source(Path(model_dir), store, slug)
