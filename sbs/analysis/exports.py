@@ -110,6 +110,7 @@ def export_manifest(
         "models": {
             "original": {"name": study.model_a.name, "sha256": study.model_a.sha256},
             "adapted": {"name": study.model_b.name, "sha256": study.model_b.sha256},
+            "systems": [{"name": m.name, "sha256": m.sha256} for m in study.systems()],
         },
         "question_set": {
             "name": qs.name,
@@ -235,13 +236,13 @@ def dpo_policy(aggregate: Aggregate) -> dict[str, Any]:
         "ties": "excluded",
         "both_bad": "excluded",
         "repeat_votes": "excluded (each annotator's first judgment of a pair only)",
-        "excluded_answers": "questions with an answer marked excluded are left out",
+        "excluded_answers": "pairs with an answer marked excluded are left out",
         "aggregate": aggregate,
         "aggregate_rule": (
             "one record per vote"
             if aggregate == "none"
-            else "one record per question: the model with more decisive first votes is "
-            "chosen; questions with equal decisive votes (or none) are left out"
+            else "one record per question and pair of systems: the system with more decisive "
+            "first votes is chosen; pairs with equal decisive votes (or none) are left out"
         ),
     }
 
@@ -277,14 +278,13 @@ def dpo_records(
         return out
     if aggregate != "majority":
         raise ValueError(f"unknown aggregate {aggregate!r}")
-    by_question: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    by_pair: dict[tuple[int, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in usable:
-        by_question[r["question_pk"]].append(r)
-    for question_pk, votes in by_question.items():
+        x, y = sorted((r["left"], r["right"]))
+        by_pair[(r["question_pk"], x, y)].append(r)
+    for (question_pk, x, y), votes in by_pair.items():
         wins = Counter(winner_model(r["left"], r["right"], r["choice"]) for r in votes)
         choices = Counter(r["choice"] for r in votes)
-        models = sorted({votes[0]["left"], votes[0]["right"]})
-        x, y = models
         if wins[x] == wins[y]:
             continue
         win, lose = (x, y) if wins[x] > wins[y] else (y, x)
@@ -304,7 +304,7 @@ def dpo_records(
                 "votes_both_bad": choices["both_bad"],
             }
         )
-    out.sort(key=lambda rec: str(rec["question_id"]))
+    out.sort(key=lambda rec: (str(rec["question_id"]), rec["chosen_model"], rec["rejected_model"]))
     return out
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from adaptation.repetition import mean_distinct_share
 from sbs.analysis.stats.frame import COLUMNS, vote_frame
@@ -23,9 +23,17 @@ def study_votes(study: Study) -> QuerySet[Vote]:
     return Vote.objects.filter(assignment__pair__study=study).order_by("created_at", "pk")
 
 
-def excluded_question_ids(study: Study) -> QuerySet[Answer, Any]:
-    """Questions with an answer of this study marked excluded (as a subquery of ids)."""
-    return Answer.objects.filter(run__study=study, excluded=True).values("question_id")
+def _excluded(study: Study, pair: str) -> Exists:
+    """Whether one of the two answers of the pair at ``pair`` (a path to a Pair from the
+    outer query) is excluded: such a pair is out of the analysis."""
+    return Exists(
+        Answer.objects.filter(
+            Q(run__model=OuterRef(f"{pair}__model_x")) | Q(run__model=OuterRef(f"{pair}__model_y")),
+            run__study=study,
+            excluded=True,
+            question=OuterRef(f"{pair}__question"),
+        )
+    )
 
 
 def votes_fingerprint(study: Study) -> str:
@@ -43,29 +51,31 @@ def votes_fingerprint(study: Study) -> str:
 def study_vote_frame(study: Study) -> pd.DataFrame:
     """The canonical vote frame of a study: model names, never screen positions alone.
 
-    Questions with an excluded answer (in this study) are left out of the analysis.
+    Each vote's model_a and model_b are its pair's two systems, in the study's order. A
+    pair with an excluded answer (in this study) is left out of the analysis.
     """
     rows = (
         study_votes(study)
-        .exclude(assignment__pair__question_id__in=excluded_question_ids(study))
+        .exclude(_excluded(study, "assignment__pair"))
         .values(
             "assignment__pair__question__external_id",
             "assignment__pair__question__category",
             "assignment__annotator__username",
+            "assignment__pair__model_x__name",
+            "assignment__pair__model_y__name",
             "assignment__left_model__name",
             "assignment__repeat_of",
             "choice",
             "seconds_on_page",
         )
     )
-    a, b = study.model_a.name, study.model_b.name
     records = [
         {
             "question": r["assignment__pair__question__external_id"],
             "category": r["assignment__pair__question__category"] or "-",
             "annotator": r["assignment__annotator__username"],
-            "model_a": a,
-            "model_b": b,
+            "model_a": r["assignment__pair__model_x__name"],
+            "model_b": r["assignment__pair__model_y__name"],
             "left": r["assignment__left_model__name"],
             "choice": r["choice"],
             "seconds": r["seconds_on_page"],
@@ -110,7 +120,7 @@ def speed_rows(study: Study) -> list[SpeedRow]:
     Each median is over the answers that recorded the quantity (an imported answer may
     carry no token count or time); a model none of whose answers did gets None, never 0."""
     out = []
-    for model in (study.model_a, study.model_b):
+    for model in study.systems():
         answers = list(
             Answer.objects.filter(run__study=study, run__model=model).only(
                 "text", "new_tokens", "seconds", "stop_reason"
@@ -149,26 +159,32 @@ def speed_dicts(study: Study) -> list[dict[str, Any]]:
 
 def vote_export_rows(study: Study) -> list[dict[str, Any]]:
     """One dict per vote with everything an export shows: ids, texts, sides, timing."""
-    a, b = study.model_a.name, study.model_b.name
-    excluded = set(excluded_question_ids(study).values_list("question_id", flat=True))
-    rows = study_votes(study).values(
-        "pk",
-        "assignment__pair__question_id",
-        "assignment__pair__question__external_id",
-        "assignment__pair__question__category",
-        "assignment__pair__question__text",
-        "assignment__annotator__username",
-        "assignment__left_model__name",
-        "assignment__repeat_of",
-        "choice",
-        "seconds_on_page",
-        "comment",
-        "created_at",
-        "updated_at",
+    rows = (
+        study_votes(study)
+        .annotate(excluded=_excluded(study, "assignment__pair"))
+        .values(
+            "pk",
+            "assignment__pair__question_id",
+            "assignment__pair__question__external_id",
+            "assignment__pair__question__category",
+            "assignment__pair__question__text",
+            "assignment__annotator__username",
+            "assignment__left_model__name",
+            "assignment__pair__model_x__name",
+            "assignment__pair__model_y__name",
+            "assignment__repeat_of",
+            "choice",
+            "seconds_on_page",
+            "comment",
+            "excluded",
+            "created_at",
+            "updated_at",
+        )
     )
     out = []
     for r in rows:
         left = r["assignment__left_model__name"]
+        x, y = r["assignment__pair__model_x__name"], r["assignment__pair__model_y__name"]
         out.append(
             {
                 "vote_id": r["pk"],
@@ -178,14 +194,14 @@ def vote_export_rows(study: Study) -> list[dict[str, Any]]:
                 "prompt": r["assignment__pair__question__text"],
                 "annotator": r["assignment__annotator__username"],
                 "left": left,
-                "right": b if left == a else a,
+                "right": y if left == x else x,
                 "choice": r["choice"],
                 "seconds": r["seconds_on_page"],
                 "comment": r["comment"],
                 "created_at": r["created_at"],
                 "updated_at": r["updated_at"],
                 "repeat": r["assignment__repeat_of"] is not None,
-                "excluded": r["assignment__pair__question_id"] in excluded,
+                "excluded": r["excluded"],
             }
         )
     return out

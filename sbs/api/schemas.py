@@ -142,8 +142,11 @@ class StudyCreateIn(Schema):
 
     name: str
     question_set: int
-    model_a: int = Field(description="the original model")
-    model_b: int = Field(description="the adapted model")
+    model_a: int = Field(description="the original model (the first system)")
+    model_b: int = Field(description="the adapted model (the second system)")
+    more_models: list[int] = Field(
+        default=[], description="more systems to compare (up to 12 in all), ranked together"
+    )
     max_new_tokens: int = _initial("max_new_tokens")
     min_new_tokens: int = _initial("min_new_tokens")
     temperature: float = _initial("temperature")
@@ -154,6 +157,11 @@ class StudyCreateIn(Schema):
         default=None, description="empty: every annotator judges every pair"
     )
     repeat_share: float = _initial("repeat_share")
+    pair_budget: int | None = Field(
+        default=None,
+        description="pairs to judge (a question and two systems each), shared out evenly by "
+        "a balanced incomplete design; empty: every pair of systems on every question",
+    )
 
 
 class StudyOut(Schema):
@@ -163,10 +171,12 @@ class StudyOut(Schema):
     question_set: Ref
     model_a: Ref
     model_b: Ref
+    systems: list[Ref] = Field(description="every system compared, model A and B first")
     generation: dict[str, Any]
     seed: int
     judgments_per_pair: int | None
     repeat_share: float
+    pair_budget: int | None
     created_at: datetime
 
 

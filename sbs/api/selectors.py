@@ -91,10 +91,12 @@ def study_out(study: Study) -> dict[str, Any]:
         "question_set": ref(study.question_set),
         "model_a": ref(study.model_a),
         "model_b": ref(study.model_b),
+        "systems": [ref(m) for m in study.systems()],
         "generation": study.generation,
         "seed": study.seed,
         "judgments_per_pair": study.judgments_per_pair,
         "repeat_share": study.repeat_share,
+        "pair_budget": study.pair_budget,
         "created_at": study.created_at,
     }
 

@@ -25,7 +25,7 @@ from sbs.questions.forms import (
 )
 from sbs.questions.importers import QuestionFileError, detect_format
 from sbs.questions.models import Benchmark, QuestionSet
-from sbs.studies.models import Study
+from sbs.studies.models import Study, with_systems
 
 T = TypeVar("T")
 
@@ -219,14 +219,12 @@ def model_benchmarks(request: AuthedRequest, model_pk: int) -> HttpResponse:
 
 @researcher_required
 def study_benchmarks(request: AuthedRequest, study_pk: int) -> HttpResponse:
-    """Both models of a study on the same benchmarks: the forgetting table of the results
-    page reads their runs."""
-    study = get_object_or_404(
-        Study.objects.select_related("model_a", "model_b"), pk=study_pk, owner=request.user
-    )
+    """The systems of a study on the same benchmarks: the forgetting table of the results
+    page reads the runs of its first two."""
+    study = get_object_or_404(with_systems(), pk=study_pk, owner=request.user)
     return _runs_page(
         request,
-        [m for m in (study.model_a, study.model_b) if not m.is_imported],
+        [m for m in study.systems() if not m.is_imported],
         title=_("Benchmarks of study “%(study)s”") % {"study": study.name},
         back=reverse("studies:detail", args=[study.pk]),
         study=study,

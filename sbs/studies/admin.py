@@ -4,7 +4,15 @@
 from django.contrib import admin
 
 from sbs.core.admin import JOB_FIELDS, ReadOnlyAdmin
-from sbs.studies.models import Answer, Assignment, FormSubmission, GenerationRun, Pair, Study
+from sbs.studies.models import (
+    Answer,
+    Assignment,
+    FormSubmission,
+    GenerationRun,
+    Pair,
+    Study,
+    StudySystem,
+)
 
 
 @admin.register(Study)
@@ -13,6 +21,13 @@ class StudyAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     search_fields = ("name",)
     exclude = ("plan_salt",)
+
+
+@admin.register(StudySystem)
+class StudySystemAdmin(ReadOnlyAdmin):
+    """A study's third and later systems (the first two are its model A and B)."""
+
+    list_display = ("study", "position", "model")
 
 
 @admin.register(GenerationRun)
@@ -29,7 +44,7 @@ class AnswerAdmin(ReadOnlyAdmin):
 
 @admin.register(Pair)
 class PairAdmin(ReadOnlyAdmin):
-    list_display = ("study", "question", "status", "regenerations")
+    list_display = ("study", "question", "model_x", "model_y", "status", "regenerations")
     list_filter = ("status",)
 
 

@@ -1,10 +1,12 @@
-"""The assignment design: who judges which pair, in which order, with which model on the left.
+"""The study design: which pairs of systems answer which question (:func:`plan_pairs`), then
+who judges which pair, in which order, with which system on the left (:func:`plan_assignments`).
 
-A pure function of its inputs and a secret key. Sides are balanced two ways: every
-annotator sees each model on the left for half of their pairs (differing by at most one),
-and across annotators each pair is shown both ways as evenly as the counts allow. Order is
-shuffled per annotator. Repeats (a share of each annotator's pairs, shown again with the
-sides swapped) come after all first judgments, to measure self-consistency.
+Pure functions of their inputs and a secret key. Sides are balanced two ways: every
+annotator sees each system on the left for half of their pairs with it (differing by at
+most one per pair of systems), and across annotators each pair is shown both ways as evenly
+as the counts allow. Order is shuffled per annotator. Repeats (a share of each annotator's
+pairs, shown again with the sides swapped) come after all first judgments, to measure
+self-consistency.
 
 Every random choice comes from :class:`KeyedRandom`, a deterministic stream of
 HMAC-SHA256(key, counter) blocks. With a secret key (see ``sbs.studies.blinding``) the plan
@@ -17,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 
@@ -66,6 +70,64 @@ class KeyedRandom(random.Random):
         return self.getrandbits(53) / (1 << 53)
 
 
+def system_pairs(n_systems: int) -> list[tuple[int, int]]:
+    """Every pair (i, j), i < j, of ``n_systems`` systems: n(n-1)/2 of them."""
+    return list(combinations(range(n_systems), 2))
+
+
+def round_robin(n_systems: int) -> list[tuple[int, int]]:
+    """Every pair (i, j), i < j, once, in the rounds of a round-robin tournament (the
+    circle method): within a round no system plays twice, so a run of consecutive pairs
+    sets as many different systems against each other as it can."""
+    m = n_systems + n_systems % 2  # an odd count gets a bye, the player m - 1
+    out: list[tuple[int, int]] = []
+    for r in range(m - 1):
+        games = [(r, m - 1)] + [((r + k) % (m - 1), (r - k) % (m - 1)) for k in range(1, m // 2)]
+        out += [(min(g), max(g)) for g in games if max(g) < n_systems]
+    return out
+
+
+def plan_pairs(
+    question_ids: Sequence[int], n_systems: int, *, budget: int | None, key: bytes
+) -> list[tuple[int, int, int]]:
+    """Which systems answer which question side by side: (question id, i, j) with i < j.
+
+    Without a budget, every pair of systems on every question (the complete design).
+    With one, a balanced incomplete design of ``budget`` pairs: the questions share them
+    out evenly (their counts differ by at most one), and each question takes the next
+    pairs of a cyclic round-robin order of the pairs of systems (:func:`round_robin`), so
+    every pair of systems is compared equally often (differing by at most one) and a
+    question sets different systems against each other where it can. The systems' places
+    in that order, the questions' order and the starting point come from ``key`` alone.
+
+    ``budget`` must lie between the number of pairs of systems (each compared at least
+    once) and all of them on every question; the caller checks it (:func:`budget_range`).
+    """
+    questions = sorted(question_ids)
+    if budget is None or budget >= len(questions) * len(system_pairs(n_systems)):
+        return [(q, i, j) for q in questions for i, j in system_pairs(n_systems)]
+    rng = KeyedRandom(key)
+    place = list(range(n_systems))
+    rng.shuffle(place)
+    cycle = [(min(place[i], place[j]), max(place[i], place[j])) for i, j in round_robin(n_systems)]
+    rng.shuffle(questions)
+    base, extra = divmod(budget, len(questions))
+    start = rng.randrange(len(cycle))
+    out: list[tuple[int, int, int]] = []
+    for k, q in enumerate(questions):
+        count = base + (k < extra)  # at most len(cycle): the budget is below the whole
+        out += [(q, *cycle[(start + t) % len(cycle)]) for t in range(count)]
+        start += count
+    return sorted(out)
+
+
+def budget_range(n_questions: int, n_systems: int) -> tuple[int, int]:
+    """The budgets :func:`plan_pairs` takes: at least one question per pair of systems, at
+    most every pair of systems on every question."""
+    n_pairs = len(system_pairs(n_systems))
+    return n_pairs, n_questions * n_pairs
+
+
 @dataclass(frozen=True)
 class PlannedAssignment:
     pair_id: int
@@ -82,7 +144,10 @@ def plan_assignments(
     judgments_per_pair: int | None,
     repeat_share: float,
     key: bytes,
+    systems: Mapping[int, tuple[int, int]] | None = None,
 ) -> list[PlannedAssignment]:
+    """Each annotator's judgments. ``systems``: pair id -> its two systems (x, y), the
+    x of which ``a_on_left`` refers to; None: every pair compares the same two."""
     if not pair_ids or not annotator_ids:
         return []
     rng = KeyedRandom(key)
@@ -103,9 +168,7 @@ def plan_assignments(
     flip = rng.random() < 0.5
     for j, annotator in enumerate(annotators):
         own = per_annotator[annotator]
-        # Alternate sides along the (secretly shuffled) pair order, offset by annotator:
-        # each annotator gets half and half, and neighbours see a pair the other way round.
-        sides = {pair: ((idx + j) % 2 == 0) != flip for idx, pair in enumerate(own)}
+        sides = _sides(own, j, flip, systems or {})
         order = own[:]
         rng.shuffle(order)
         for position, pair in enumerate(order):
@@ -116,3 +179,28 @@ def plan_assignments(
                 PlannedAssignment(pair, annotator, not sides[pair], len(order) + extra, True)
             )
     return planned
+
+
+def _sides(
+    own: list[int], j: int, flip: bool, systems: Mapping[int, tuple[int, int]]
+) -> dict[int, bool]:
+    """Which of their pairs annotator ``j`` sees with x on the left.
+
+    Along the (secretly shuffled) pair order, each pair puts on the left the one of its
+    two systems that has been on the left less often so far for this annotator; on a tie
+    the sides alternate within each pair of systems, offset by annotator, so neighbours see
+    a pair the other way round. With two systems this is plain alternation: half and half.
+    """
+    lead: dict[int, int] = {}  # system -> times on the left minus times on the right
+    shown: dict[tuple[int, int], int] = {}  # pair of systems -> pairs of it seen so far
+    sides: dict[int, bool] = {}
+    for pair in own:
+        x, y = systems.get(pair, (0, 1))
+        gap = lead.get(x, 0) - lead.get(y, 0)
+        idx = shown.get((x, y), 0)
+        shown[(x, y)] = idx + 1
+        x_left = gap < 0 if gap else ((idx + j) % 2 == 0) != flip
+        sides[pair] = x_left
+        lead[x] = lead.get(x, 0) + (1 if x_left else -1)
+        lead[y] = lead.get(y, 0) + (-1 if x_left else 1)
+    return sides

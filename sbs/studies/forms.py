@@ -45,6 +45,12 @@ class StudyCreateForm(OnceForm):
     model_b = forms.ModelChoiceField(
         label=_("Model B (adapted)"), queryset=ModelEntry.objects.ready()
     )
+    more_models = forms.ModelMultipleChoiceField(
+        label=_("More systems to compare (up to 12 in all; ranked by Bradley–Terry)"),
+        queryset=ModelEntry.objects.ready(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
     max_new_tokens = forms.IntegerField(
         label=_("Max new tokens"), min_value=1, max_value=8192, initial=96
     )
@@ -74,11 +80,21 @@ class StudyCreateForm(OnceForm):
         max_value=0.5,
         initial=0,
     )
+    pair_budget = forms.IntegerField(
+        label=_(
+            "Pairs to judge (a question and two systems each; empty: every pair of systems "
+            "on every question)"
+        ),
+        min_value=1,
+        required=False,
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("model_a") and data.get("model_a") == data.get("model_b"):
-            raise forms.ValidationError(_("Choose two different models."))
+        chosen = [data.get("model_a"), data.get("model_b"), *(data.get("more_models") or ())]
+        chosen = [m for m in chosen if m is not None]
+        if len({m.pk for m in chosen}) < len(chosen):
+            raise forms.ValidationError(_("Choose each system once."))
         return data
 
 

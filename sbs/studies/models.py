@@ -13,6 +13,13 @@ from sbs.questions.models import Question, QuestionSet
 from sbs.studies.blinding import new_plan_salt
 
 
+def with_systems(studies: models.QuerySet[Study] | None = None) -> models.QuerySet[Study]:
+    """``studies`` (all of them by default) with every system read along
+    (:meth:`Study.systems` then makes no query)."""
+    studies = Study.objects.all() if studies is None else studies
+    return studies.select_related("model_a", "model_b").prefetch_related("more_systems__model")
+
+
 class Study(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("draft")
@@ -36,6 +43,12 @@ class Study(models.Model):
         null=True, blank=True, help_text="empty: every annotator judges every pair"
     )
     repeat_share = models.FloatField(default=0.0)
+    pair_budget = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="pairs to judge (a question and two systems each); empty: every pair of "
+        "systems on every question",
+    )
     annotators = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="annotated_studies"
     )
@@ -56,10 +69,46 @@ class Study(models.Model):
                 condition=Q(judgments_per_pair__isnull=True) | Q(judgments_per_pair__gte=1),
                 name="study_judgments_positive",
             ),
+            models.CheckConstraint(
+                condition=Q(pair_budget__isnull=True) | Q(pair_budget__gte=1),
+                name="study_pair_budget_positive",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def systems(self) -> list[ModelEntry]:
+        """Every system the study compares, in its order: model A, model B, then the others
+        (:class:`StudySystem`; prefetch ``more_systems__model`` to read them without a query)."""
+        return [self.model_a, self.model_b, *(s.model for s in self.more_systems.all())]
+
+
+MAX_SYSTEMS = 12
+
+
+class StudySystem(models.Model):
+    """A third or later system of a study (the first two are ``model_a`` and ``model_b``)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="more_systems")
+    model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField(help_text="2 for the third system, and so on")
+
+    class Meta:
+        ordering = ["study", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "model"], name="system_unique_study_model"),
+            models.UniqueConstraint(
+                fields=["study", "position"], name="system_unique_study_position"
+            ),
+            models.CheckConstraint(
+                condition=Q(position__gte=2) & Q(position__lt=MAX_SYSTEMS),
+                name="system_position_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"system {self.position} of study {self.study_id}"
 
 
 class GenerationRun(Job):
@@ -138,6 +187,11 @@ class Answer(models.Model):
 
 
 class Pair(models.Model):
+    """One question answered by two of the study's systems, to be judged side by side.
+
+    ``model_x`` comes before ``model_y`` in the study's order; which one an annotator sees
+    on the left is the assignment's (``Assignment.left_model``)."""
+
     class Status(models.TextChoices):
         SHOWN = "shown", _("shown")
         HELD = "held", _("held for review")  # an answer names a model, or is being redone
@@ -145,17 +199,29 @@ class Pair(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="pairs")
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="+")
+    model_x = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    model_y = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SHOWN)
     regenerations = models.PositiveIntegerField(default=0)  # moves the sampling seed
 
     class Meta:
-        ordering = ["study", "question__position"]
+        ordering = ["study", "question__position", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["study", "question"], name="pair_unique_study_question")
+            models.UniqueConstraint(
+                fields=["study", "question", "model_x", "model_y"],
+                name="pair_unique_study_question_systems",
+            ),
+            models.CheckConstraint(
+                condition=~Q(model_x=F("model_y")), name="pair_two_distinct_systems"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"pair study={self.study_id} question={self.question_id}"
+
+    def other(self, model_id: int) -> int:
+        """The id of the pair's system that is not ``model_id``."""
+        return self.model_y_id if model_id == self.model_x_id else self.model_x_id
 
 
 class Assignment(models.Model):

@@ -12,13 +12,11 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from sbs.accounts.selectors import AccountInvite, accounts_with_invites
-from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
+from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study, with_systems
 
 
 def studies_of(owner: User) -> QuerySet[Study]:
-    return Study.objects.filter(owner_id=owner.pk).select_related(
-        "question_set", "model_a", "model_b"
-    )
+    return with_systems(Study.objects.filter(owner_id=owner.pk)).select_related("question_set")
 
 
 def runs_of(study: Study) -> QuerySet[GenerationRun]:

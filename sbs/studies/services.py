@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -24,9 +24,19 @@ from sbs.core import jobs
 from sbs.core.errors import ServiceError
 from sbs.questions.models import QuestionSet
 from sbs.studies import selectors
-from sbs.studies.blinding import plan_key
-from sbs.studies.design import plan_assignments
-from sbs.studies.models import Answer, Assignment, FormSubmission, GenerationRun, Pair, Study
+from sbs.studies.blinding import pairs_key, plan_key
+from sbs.studies.design import budget_range, plan_assignments, plan_pairs
+from sbs.studies.models import (
+    MAX_SYSTEMS,
+    Answer,
+    Assignment,
+    FormSubmission,
+    GenerationRun,
+    Pair,
+    Study,
+    StudySystem,
+    with_systems,
+)
 from sbs.studies.preflight import Problem, generation_problems
 from sbs.studies.selfid import names_itself
 
@@ -68,18 +78,18 @@ def submission_once(*, user: User, token: str, create: Callable[[], str]) -> tup
 def study_generation_problems(
     *,
     question_set: QuestionSet,
-    model_a: ModelEntry,
-    model_b: ModelEntry,
+    systems: Sequence[ModelEntry],
     generation: dict[str, Any],
 ) -> list[Problem]:
     """What stops this study: a system of imported answers that leaves questions of the set
-    unanswered, or generation settings that do not fit a model (``sbs.studies.preflight``)."""
+    unanswered, or generation settings that do not fit a model (``sbs.studies.preflight``).
+    Problems name the form's field of the system (model_a, model_b, more_models)."""
     problems = [
         problem
-        for field, model in (("model_a", model_a), ("model_b", model_b))
-        if (problem := _unanswered_problem(field, model, question_set)) is not None
+        for position, model in enumerate(systems)
+        if (problem := _unanswered_problem(system_field(position), model, question_set)) is not None
     ]
-    generated = [m for m in (model_a, model_b) if not m.is_imported]
+    generated = [m for m in systems if not m.is_imported]
     if generated:
         problems += generation_problems(
             models=generated,
@@ -87,6 +97,11 @@ def study_generation_problems(
             generation=generation,
         )
     return problems
+
+
+def system_field(position: int) -> str:
+    """The study form's field that names the system at ``position``."""
+    return ("model_a", "model_b")[position] if position < 2 else "more_models"
 
 
 def _unanswered_problem(field: str, model: ModelEntry, question_set: QuestionSet) -> Problem | None:
@@ -120,18 +135,26 @@ def study_create(
     question_set: QuestionSet,
     model_a: ModelEntry,
     model_b: ModelEntry,
+    more_models: Sequence[ModelEntry] = (),
     generation: dict[str, Any] | None = None,
     seed: int = 0,
     judgments_per_pair: int | None = None,
     repeat_share: float = 0.0,
+    pair_budget: int | None = None,
 ) -> Study:
-    if model_a.pk == model_b.pk:
-        raise ServiceError(_("A study compares two different models."))
+    """A draft study of ``model_a``, ``model_b`` and ``more_models`` (up to
+    :data:`MAX_SYSTEMS` in all, each once); ``pair_budget``: see :func:`plan_pairs`."""
+    systems = [model_a, model_b, *more_models]
+    if len({m.pk for m in systems}) < len(systems):
+        raise ServiceError(_("A study compares different systems: each may be chosen once."))
+    if len(systems) > MAX_SYSTEMS:
+        raise ServiceError(_("A study compares at most %(n)d systems.") % {"n": MAX_SYSTEMS})
     if not 0 <= repeat_share <= 0.5:
         raise ServiceError(_("The share of repeated pairs must be between 0 and 0.5."))
+    _check_budget(pair_budget, question_set.questions.count(), len(systems))
     generation = {"seed": seed, **(generation or {})}
     problems = study_generation_problems(
-        question_set=question_set, model_a=model_a, model_b=model_b, generation=generation
+        question_set=question_set, systems=systems, generation=generation
     )
     if problems:
         raise GenerationSettingsError(problems)
@@ -143,7 +166,7 @@ def study_create(
         raise ServiceError(
             _("You already have a study named “%(name)s”; choose another name.") % {"name": name}
         )
-    return Study.objects.create(
+    study = Study.objects.create(
         owner=owner,
         name=name,
         question_set=question_set,
@@ -153,7 +176,35 @@ def study_create(
         seed=seed,
         judgments_per_pair=judgments_per_pair,
         repeat_share=repeat_share,
+        pair_budget=pair_budget,
     )
+    StudySystem.objects.bulk_create(
+        StudySystem(study=study, model=model, position=position)
+        for position, model in enumerate(more_models, start=2)
+    )
+    return study
+
+
+def _check_budget(budget: int | None, n_questions: int, n_systems: int) -> None:
+    """A pair budget must give every pair of systems a question, and no more than all."""
+    if budget is None:
+        return
+    low, high = budget_range(n_questions, n_systems)
+    if not low <= budget <= high:
+        raise ServiceError(
+            _(
+                "A budget of %(budget)d pairs does not fit %(systems)d systems on %(questions)d "
+                "questions: give at least %(low)d (each pair of systems compared once) and at "
+                "most %(high)d (every pair of systems on every question), or leave it empty."
+            )
+            % {
+                "budget": budget,
+                "systems": n_systems,
+                "questions": n_questions,
+                "low": low,
+                "high": high,
+            }  # fmt: skip
+        )
 
 
 def study_create_from_form(*, owner: User, data: dict[str, Any]) -> Study:
@@ -165,6 +216,7 @@ def study_create_from_form(*, owner: User, data: dict[str, Any]) -> Study:
         question_set=data["question_set"],
         model_a=data["model_a"],
         model_b=data["model_b"],
+        more_models=list(data.get("more_models") or ()),
         generation={
             "max_new_tokens": data["max_new_tokens"],
             "min_new_tokens": data["min_new_tokens"] or 0,
@@ -175,6 +227,7 @@ def study_create_from_form(*, owner: User, data: dict[str, Any]) -> Study:
         seed=data["seed"],
         judgments_per_pair=data["judgments_per_pair"],
         repeat_share=data["repeat_share"],
+        pair_budget=data.get("pair_budget"),
     )
 
 
@@ -249,16 +302,15 @@ def study_remove_annotator(*, study: Study, user: User) -> None:
 
 
 def study_start(*, study: Study) -> list[GenerationRun]:
-    """draft -> generating: one run per model, enqueued on the GPU queue after commit.
+    """draft -> generating: one run per system, enqueued on the GPU queue after commit (a
+    system of imported answers is filled at once).
 
     The settings are checked against the models first (a study imported or created before
     the check existed may not fit them)."""
+    systems = study.systems()
     if study.status == Study.Status.DRAFT:
         problems = study_generation_problems(
-            question_set=study.question_set,
-            model_a=study.model_a,
-            model_b=study.model_b,
-            generation=study.generation,
+            question_set=study.question_set, systems=systems, generation=study.generation
         )
         if problems:
             raise GenerationSettingsError(problems)
@@ -271,7 +323,7 @@ def study_start(*, study: Study) -> list[GenerationRun]:
         total = study.question_set.questions.count()
         runs = [
             GenerationRun.objects.create(study=study, model=model, total_count=total)
-            for model in (study.model_a, study.model_b)
+            for model in systems
         ]
         for run in runs:
             if run.model.is_imported:
@@ -287,7 +339,7 @@ def study_start(*, study: Study) -> list[GenerationRun]:
 def _model_names(study: Study) -> tuple[str, ...]:
     """The study's model names an answer must not mention (those of 5 or more characters;
     shorter ones match ordinary words)."""
-    return tuple(n for n in (study.model_a.name, study.model_b.name) if len(n) >= 5)
+    return tuple(m.name for m in study.systems() if len(m.name) >= 5)
 
 
 def _run_from_imported(study: Study, run: GenerationRun) -> None:
@@ -348,52 +400,77 @@ def study_open_if_ready(*, study_id: int) -> bool:
         if not won:
             return False
         study = Study.objects.get(pk=study_id)
-        Pair.objects.bulk_create(
-            Pair(study=study, question=q) for q in study.question_set.questions.all()
-        )
+        pairs_create(study)
         pairs_refresh(study=study)
         _assignments_create(study, list(study.annotators.values_list("pk", flat=True)))
     return True
 
 
+def pairs_create(study: Study) -> None:
+    """The study's pairs, as its design plans them (:func:`sbs.studies.design.plan_pairs`)."""
+    systems = [m.pk for m in study.systems()]
+    questions = list(study.question_set.questions.values_list("pk", flat=True))
+    planned = plan_pairs(
+        questions, len(systems), budget=study.pair_budget,
+        key=pairs_key(study_id=study.pk, salt=study.plan_salt),
+    )  # fmt: skip
+    Pair.objects.bulk_create(
+        Pair(study=study, question_id=q, model_x_id=systems[i], model_y_id=systems[j])
+        for q, i, j in planned
+    )
+
+
 def pairs_refresh(*, study: Study, question_ids: Iterable[int] | None = None) -> None:
-    """Set each pair's status from its answers: an excluded answer withdraws the pair; a
-    flagged, unreviewed or missing answer holds it; otherwise it is shown."""
+    """Set each pair's status from its two answers: an excluded answer withdraws the pair;
+    a flagged, unreviewed or missing answer holds it; otherwise it is shown."""
     pairs = Pair.objects.filter(study=study)
-    if question_ids is not None:
-        pairs = pairs.filter(question_id__in=list(question_ids))
     answers = Answer.objects.filter(run__study=study)
-    excluded = answers.filter(excluded=True).values("question_id")
-    flagged = answers.filter(self_identifies=True, reviewed=False).values("question_id")
-    n_runs = GenerationRun.objects.filter(study=study).count()
-    complete = (
-        answers.values("question_id").annotate(n=Count("pk")).filter(n=n_runs).values("question_id")
-    )
-    pairs.filter(question_id__in=excluded).update(status=Pair.Status.WITHDRAWN)
-    rest = pairs.exclude(question_id__in=excluded)
-    rest.filter(Q(question_id__in=flagged) | ~Q(question_id__in=complete)).update(
-        status=Pair.Status.HELD
-    )
-    rest.exclude(question_id__in=flagged).filter(question_id__in=complete).update(
-        status=Pair.Status.SHOWN
-    )
+    if question_ids is not None:
+        question_ids = list(question_ids)
+        pairs = pairs.filter(question_id__in=question_ids)
+        answers = answers.filter(question_id__in=question_ids)
+    state: dict[tuple[int, int], str] = {
+        (q, m): (Pair.Status.WITHDRAWN if excluded else
+                 Pair.Status.HELD if flagged and not reviewed else Pair.Status.SHOWN)
+        for q, m, excluded, flagged, reviewed in answers.values_list(
+            "question_id", "run__model_id", "excluded", "self_identifies", "reviewed"
+        )
+    }  # fmt: skip
+    rank: dict[str, int] = {Pair.Status.WITHDRAWN: 2, Pair.Status.HELD: 1, Pair.Status.SHOWN: 0}
+    by_status: dict[str, list[int]] = {}
+    for pk, q, x, y, current in pairs.values_list(
+        "pk", "question_id", "model_x_id", "model_y_id", "status"
+    ):
+        # A missing answer holds the pair; the worse of the two answers' states decides.
+        status = max(
+            state.get((q, x), Pair.Status.HELD), state.get((q, y), Pair.Status.HELD),
+            key=rank.__getitem__,
+        )  # fmt: skip
+        if status != current:
+            by_status.setdefault(status, []).append(pk)
+    for status, pks in by_status.items():
+        Pair.objects.filter(pk__in=pks).update(status=status)
 
 
 def _assignments_create(study: Study, annotator_ids: list[int]) -> None:
-    pair_ids = list(study.pairs.values_list("pk", flat=True))
+    systems = {pk: (x, y) for pk, x, y in study.pairs.values_list("pk", "model_x_id", "model_y_id")}
     plan = plan_assignments(
-        pair_ids,
+        list(systems),
         annotator_ids,
         judgments_per_pair=study.judgments_per_pair,
         repeat_share=study.repeat_share,
         key=plan_key(study_id=study.pk, salt=study.plan_salt, batch=min(annotator_ids, default=0)),
+        systems=systems,
     )
     first: dict[tuple[int, int], Assignment] = {}
     repeats = []
     for item in plan:
-        left = study.model_a if item.a_on_left else study.model_b
+        x, y = systems[item.pair_id]
         assignment = Assignment(
-            pair_id=item.pair_id, annotator_id=item.annotator_id, left_model=left, order=item.order
+            pair_id=item.pair_id,
+            annotator_id=item.annotator_id,
+            left_model_id=x if item.a_on_left else y,
+            order=item.order,
         )
         if item.repeat_of_pair:
             repeats.append((item, assignment))
@@ -455,7 +532,8 @@ def answers_upsert(*, lease: jobs.Lease, answers: list[NewAnswer]) -> None:
     Upserts on (run, question); each answer is checked for a model naming itself. In an
     open study (an answer generated again) the pairs of these questions are re-evaluated.
     """
-    run = GenerationRun.objects.select_related("study__model_a", "study__model_b").get(pk=lease.pk)
+    run = GenerationRun.objects.get(pk=lease.pk)
+    run.study = with_systems().get(pk=run.study_id)
     names = _model_names(run.study)
     rows = [
         Answer(
@@ -529,9 +607,11 @@ def answer_review(*, study: Study, answer_id: int, decision: str) -> bool:
 
 
 def regeneration_offsets(*, run: GenerationRun) -> dict[int, int]:
-    """question id -> how many times its answers were generated again (a seed offset)."""
+    """question id -> how many times its answers were generated again (a seed offset;
+    every pair of the question counts the same regenerations)."""
     return dict(
-        Pair.objects.filter(study_id=run.study_id, regenerations__gt=0).values_list(
-            "question_id", "regenerations"
-        )
+        Pair.objects.filter(study_id=run.study_id, regenerations__gt=0)
+        .values("question_id")
+        .annotate(n=Max("regenerations"))
+        .values_list("question_id", "n")
     )

@@ -1,11 +1,15 @@
 """A whole study as JSON, and back: question set, model metadata, runs with their answers
-and timings, pairs, assignments (left model by name), votes with their revisions, annotators.
+and timings, pairs (a question and two systems, by name), assignments (their pair by index,
+left model by name), votes with their revisions, annotators.
 
 No database ids appear in the export: rows refer to each other by natural keys (question
 ``external_id``, model name, annotator user name; an assignment's repeat by its index in
 the list). Timestamps are exported and restored, so export -> import -> export is identical.
 Model files are not exported: the models must already be registered where the study is
 imported, matched by name and sha256.
+
+Version 2 holds studies of N systems; version 1 files (two models, a pair per question) are
+still read.
 """
 
 from __future__ import annotations
@@ -23,11 +27,20 @@ from django.utils.dateparse import parse_datetime
 from sbs.accounts.roles import is_researcher
 from sbs.catalog.models import ModelEntry
 from sbs.questions.models import Question, QuestionSet
-from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
+from sbs.studies.models import (
+    Answer,
+    Assignment,
+    GenerationRun,
+    Pair,
+    Study,
+    StudySystem,
+    with_systems,
+)
 from sbs.voting.models import Vote, VoteRevision
 
 FORMAT = "sbs-study"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _BATCH = 1000
 #: An export nests about 8 levels (a model's recipe the deepest); anything far deeper is not
 #: one, and would overflow the stack of the JSON encoder when saved into a JSONField.
@@ -76,13 +89,16 @@ def _model_dict(entry: ModelEntry) -> dict[str, Any]:
 
 def study_export(study: Study) -> dict[str, Any]:
     """Everything a study holds, as JSON-ready plain data (no ids, no model files)."""
-    study = Study.objects.select_related(
-        "owner", "question_set", "model_a__parent", "model_b__parent"
-    ).get(pk=study.pk)
+    study = (
+        with_systems()
+        .select_related("owner", "question_set", "model_a__parent", "model_b__parent")
+        .get(pk=study.pk)
+    )
     qset = study.question_set
     questions = list(qset.questions.order_by("position"))
     external = {q.pk: q.external_id for q in questions}
-    names = {study.model_a_id: study.model_a.name, study.model_b_id: study.model_b.name}
+    systems = study.systems()
+    names = {m.pk: m.name for m in systems}
 
     runs = []
     for run in study.runs.select_related("model").order_by("model__name", "pk"):
@@ -103,7 +119,8 @@ def study_export(study: Study) -> dict[str, Any]:
             }
         )
 
-    pairs = study.pairs.order_by("question__position", "pk")
+    pairs = list(study.pairs.order_by("question__position", "pk"))
+    pair_index = {p.pk: i for i, p in enumerate(pairs)}
     assignments = list(
         Assignment.objects.filter(pair__study=study)
         .select_related("annotator", "pair")
@@ -119,7 +136,7 @@ def study_export(study: Study) -> dict[str, Any]:
         vote = votes.get(a.pk)
         assignment_rows.append(
             {
-                "question": external[a.pair.question_id],
+                "pair": pair_index[a.pair_id],
                 "annotator": a.annotator.get_username(),
                 "left_model": names[a.left_model_id],
                 "order": a.order,
@@ -139,6 +156,7 @@ def study_export(study: Study) -> dict[str, Any]:
             "generation": study.generation,
             "judgments_per_pair": study.judgments_per_pair,
             "repeat_share": study.repeat_share,
+            "pair_budget": study.pair_budget,
             "created_at": _time(study.created_at),
         },
         "question_set": {
@@ -148,10 +166,21 @@ def study_export(study: Study) -> dict[str, Any]:
             "created_at": _time(qset.created_at),
             "questions": [{f: getattr(q, f) for f in _QUESTION_FIELDS} for q in questions],
         },
-        "models": {"a": _model_dict(study.model_a), "b": _model_dict(study.model_b)},
+        "models": {
+            "a": _model_dict(study.model_a),
+            "b": _model_dict(study.model_b),
+            "more": [_model_dict(m) for m in systems[2:]],
+        },
         "annotators": sorted(u.get_username() for u in study.annotators.all()),
         "runs": runs,
-        "pairs": [external[p.question_id] for p in pairs],
+        "pairs": [
+            {
+                "question": external[p.question_id],
+                "x": names[p.model_x_id],
+                "y": names[p.model_y_id],
+            }
+            for p in pairs
+        ],
         "assignments": assignment_rows,
     }
 
@@ -217,7 +246,7 @@ def study_import(
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise TransferError("this is not an sbs study export")
     _check_depth(data)
-    if data.get("version") != VERSION:
+    if data.get("version") not in READABLE_VERSIONS:
         raise TransferError(
             f"export version {data.get('version')!r} is not supported (expected {VERSION})"
         )
@@ -251,8 +280,9 @@ def _import(data: dict[str, Any], *, owner: User, question_set_name: str | None)
             + " unfinished); export it again once they are done or failed"
         )
 
-    entries = {key: _match_model(data["models"][key]) for key in ("a", "b")}
-    by_name = {entry.name: entry for entry in entries.values()}
+    entries = [_match_model(data["models"][key]) for key in ("a", "b")]
+    entries += [_match_model(meta) for meta in data["models"].get("more", [])]
+    by_name = {entry.name: entry for entry in entries}
     qset = _question_set(data["question_set"], question_set_name)
     questions = {q.external_id: q for q in qset.questions.all()}
     users = _users(data["annotators"])
@@ -261,13 +291,18 @@ def _import(data: dict[str, Any], *, owner: User, question_set_name: str | None)
         name=meta["name"],
         owner=owner,
         question_set=qset,
-        model_a=entries["a"],
-        model_b=entries["b"],
+        model_a=entries[0],
+        model_b=entries[1],
         generation=meta["generation"],
         seed=meta["seed"],
         status=meta["status"],
         judgments_per_pair=meta["judgments_per_pair"],
         repeat_share=meta["repeat_share"],
+        pair_budget=meta.get("pair_budget"),
+    )
+    StudySystem.objects.bulk_create(
+        StudySystem(study=study, model=model, position=position)
+        for position, model in enumerate(entries[2:], start=2)
     )
     study.created_at = _required_time(meta["created_at"])
     _restore(Study, [study], ["created_at"])
@@ -295,20 +330,29 @@ def _import(data: dict[str, Any], *, owner: User, question_set_name: str | None)
             answer.created_at = _required_time(a["created_at"])
         _restore(Answer, answers, ["created_at"])
 
-    pairs = {
-        ext: pair
-        for ext, pair in zip(
-            data["pairs"],
-            Pair.objects.bulk_create(
-                [Pair(study=study, question=questions[ext]) for ext in data["pairs"]],
-                batch_size=_BATCH,
-            ),
-            strict=True,
-        )
-    }
+    rows = _pair_rows(data)
+    pairs = Pair.objects.bulk_create(
+        [
+            Pair(study=study, question=questions[q], model_x=by_name[x], model_y=by_name[y])
+            for q, x, y in rows
+        ],
+        batch_size=_BATCH,
+    )
+    if data["version"] == 1:  # an assignment named its question: one pair per question then
+        index = {q: i for i, (q, _x, _y) in enumerate(rows)}
+        for r in data["assignments"]:
+            r["pair"] = index[r["question"]]
     assignments = _assignments(data["assignments"], pairs, users, by_name)
     _votes(data["assignments"], assignments)
     return study
+
+
+def _pair_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(question, system x, system y) of each exported pair; version 1 compared A and B."""
+    if data["version"] == 1:
+        a, b = data["models"]["a"]["name"], data["models"]["b"]["name"]
+        return [(q, a, b) for q in data["pairs"]]
+    return [(p["question"], p["x"], p["y"]) for p in data["pairs"]]
 
 
 def _match_model(meta: dict[str, Any]) -> ModelEntry:
@@ -366,14 +410,14 @@ def _users(usernames: list[str]) -> dict[str, Any]:
 
 def _assignments(
     rows: list[dict[str, Any]],
-    pairs: dict[str, Pair],
+    pairs: list[Pair],
     users: dict[str, Any],
     models_by_name: dict[str, ModelEntry],
 ) -> list[Assignment]:
     """Create the assignments, originals before the repeats that point at them."""
     built = [
         Assignment(
-            pair=pairs[r["question"]],
+            pair=pairs[r["pair"]],
             annotator=users[r["annotator"]],
             left_model=models_by_name[r["left_model"]],
             order=r["order"],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.contrib.auth.models import User
-from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, When
 
 from sbs.studies.models import Answer, Assignment, GenerationRun, Pair, Study
 from sbs.voting.models import Choice
@@ -39,10 +39,10 @@ def annotator_studies(user: User) -> list[StudyProgress]:
 
 def _with_texts(assignments: QuerySet[Assignment], study: Study) -> QuerySet[Assignment]:
     """Each assignment with its question and its two answers' texts (``left_text``,
-    ``right_text``) in the same query: the right side is the study's other model."""
+    ``right_text``) in the same query: the right side is the pair's other system."""
     other = Case(
-        When(left_model_id=study.model_a_id, then=Value(study.model_b_id)),
-        default=Value(study.model_a_id),
+        When(left_model_id=F("pair__model_x_id"), then=F("pair__model_y_id")),
+        default=F("pair__model_x_id"),
     )
     answers = Answer.objects.filter(
         run__study=study, question=OuterRef("pair__question_id"), excluded=False
@@ -134,7 +134,7 @@ def screen_for(assignment: Assignment, study: Study) -> Screen:
 
 def _vote_screen_sql() -> str:
     """One statement: the annotator's next shown, unvoted assignment in their order, with its
-    question and both answers (the right one is the study's other model). Written out once,
+    question and both answers (the right one is the pair's other system). Written out once,
     because the ORM spends more time composing it than the database spends running it."""
     from django.db import connection
 
@@ -150,9 +150,10 @@ def _vote_screen_sql() -> str:
         " AND r.model_id = {model} ORDER BY an.id LIMIT 1"
     )
     order = connection.ops.quote_name("order")
+    right = "CASE WHEN a.left_model_id = p.model_x_id THEN p.model_y_id ELSE p.model_x_id END"
     return (
         f"SELECT a.id, q.text, ({answer.format(model='a.left_model_id')}),"
-        f" ({answer.format(model='CASE WHEN a.left_model_id = %s THEN %s ELSE %s END')})"
+        f" ({answer.format(model=right)})"
         f" FROM {table(Assignment)} a JOIN {table(Pair)} p ON a.pair_id = p.id"
         f" JOIN {table(Question)} q ON p.question_id = q.id"
         f" LEFT JOIN {table(Vote)} v ON v.assignment_id = a.id"
@@ -166,8 +167,7 @@ def vote_screen(user: User, study: Study) -> Screen | None:
     :func:`next_assignment`, or None when nothing is left to judge."""
     from django.db import connection
 
-    params: list[int | str] = [study.pk, study.pk, study.model_a_id, study.model_b_id,
-                               study.model_a_id, study.pk, user.pk, str(Pair.Status.SHOWN)]  # fmt: skip
+    params: list[int | str] = [study.pk, study.pk, study.pk, user.pk, str(Pair.Status.SHOWN)]
     with connection.cursor() as cursor:
         cursor.execute(_vote_screen_sql(), params)
         row = cursor.fetchone()

@@ -72,7 +72,7 @@ def test_an_idempotency_key_makes_a_retried_create_harmless(setup):
 def test_the_forms_checks_refuse_a_bad_study_with_field_errors(setup):
     _owner, api, qset, a, b = setup
     same = api.post("/api/studies", _body(qset, a, a), content_type="application/json").json()
-    assert same["errors"]["__all__"] == ["Choose two different models."]
+    assert same["errors"]["__all__"] == ["Choose each system once."]
     bounds = api.post(
         "/api/studies", _body(qset, a, b, repeat_share=0.9, max_new_tokens=0),
         content_type="application/json",

@@ -1,8 +1,17 @@
 from collections import Counter, defaultdict
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from sbs.studies.design import KeyedRandom, plan_assignments
+from sbs.studies.design import (
+    KeyedRandom,
+    budget_range,
+    plan_assignments,
+    plan_pairs,
+    round_robin,
+    system_pairs,
+)
 
 KEY = b"k" * 32
 
@@ -79,3 +88,88 @@ def test_keyed_random_draws_uniformly():
     assert chi2 < 20.5
     floats = [rng.random() for _ in range(2000)]
     assert all(0.0 <= x < 1.0 for x in floats) and 0.45 < sum(floats) / 2000 < 0.55
+
+
+# --- studies of N systems: which pairs of systems answer which question ---------------------
+
+
+def _balance(plan, systems):
+    """Per annotator and system: times on the left minus times on the right; per pair: the
+    same for its x across annotators."""
+    lead = defaultdict(Counter)
+    per_pair = Counter()
+    for p in plan:
+        x, y = systems[p.pair_id]
+        lead[p.annotator_id][x] += 1 if p.a_on_left else -1
+        lead[p.annotator_id][y] -= 1 if p.a_on_left else -1
+        per_pair[p.pair_id] += 1 if p.a_on_left else -1
+    return lead, per_pair
+
+
+def test_without_a_budget_every_pair_of_systems_answers_every_question():
+    planned = plan_pairs([5, 6, 7], 4, budget=None, key=KEY)
+    assert planned == [(q, i, j) for q in (5, 6, 7) for i, j in system_pairs(4)]
+    assert len(planned) == 3 * 6
+    assert plan_pairs([5, 6], 2, budget=None, key=KEY) == [(5, 0, 1), (6, 0, 1)]  # two: as before
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_questions=st.integers(1, 40),
+    n_systems=st.integers(2, 12),
+    data=st.data(),
+)
+def test_a_budget_shares_pairs_evenly_over_questions_and_pairs_of_systems(
+    n_questions, n_systems, data
+):
+    low, high = budget_range(n_questions, n_systems)
+    assume(low <= high)
+    budget = data.draw(st.integers(low, high))
+    planned = plan_pairs(list(range(100, 100 + n_questions)), n_systems, budget=budget, key=KEY)
+    assert len(planned) == budget == len(set(planned))
+    assert all(0 <= i < j < n_systems for _q, i, j in planned)
+    per_question = Counter(q for q, _i, _j in planned)
+    per_question.update({q: 0 for q in range(100, 100 + n_questions)})
+    assert max(per_question.values()) - min(per_question.values()) <= 1
+    per_pair = Counter((i, j) for _q, i, j in planned)
+    assert set(per_pair) == set(system_pairs(n_systems))  # every pair of systems compared
+    assert max(per_pair.values()) - min(per_pair.values()) <= 1
+    per_system = Counter(s for _q, i, j in planned for s in (i, j))
+    assert max(per_system.values()) - min(per_system.values()) <= n_systems - 1
+
+
+def test_which_question_gets_which_systems_follows_from_the_secret_key():
+    questions = list(range(78))
+    a = plan_pairs(questions, 6, budget=100, key=KEY)
+    assert a == plan_pairs(questions, 6, budget=100, key=KEY)
+    assert a != plan_pairs(questions, 6, budget=100, key=b"other key, 32 bytes long......")
+
+
+@pytest.mark.parametrize(
+    "n_systems,n_questions,budget,per_pair,n_annotators",
+    [(3, 78, None, None, 15), (5, 30, None, None, 4), (12, 78, 200, 3, 15), (5, 78, 100, None, 15),
+     (4, 10, None, 2, 7)],
+)  # fmt: skip
+def test_each_annotator_sees_each_system_on_both_sides_alike(
+    n_systems, n_questions, budget, per_pair, n_annotators
+):
+    planned = plan_pairs(list(range(n_questions)), n_systems, budget=budget, key=KEY)
+    systems = {pk: (i, j) for pk, (_q, i, j) in enumerate(planned)}
+    plan = plan_assignments(list(systems), list(range(100, 100 + n_annotators)),
+                            judgments_per_pair=per_pair, repeat_share=0.0, key=KEY,
+                            systems=systems)  # fmt: skip
+    lead, per_pair_lead = _balance(plan, systems)
+    assert max(abs(v) for counts in lead.values() for v in counts.values()) <= 2
+    assert max(abs(v) for v in per_pair_lead.values()) <= 2
+    # the first system is not always the one on the left (the old a_on_left rotation's risk)
+    assert 0.4 <= sum(p.a_on_left for p in plan) / len(plan) <= 0.6
+
+
+@pytest.mark.parametrize("n", range(2, 13))
+def test_the_round_robin_order_holds_every_pair_once_in_rounds_without_repeats(n):
+    order = round_robin(n)
+    assert sorted(order) == system_pairs(n)
+    per_round = n // 2  # pairs in a round; an odd count leaves one system out each round
+    for r in range(0, len(order), per_round):
+        played = [s for pair in order[r : r + per_round] for s in pair]
+        assert len(played) == len(set(played))

@@ -36,7 +36,7 @@ from sbs.api.schemas import (
 from sbs.studies import selectors as study_selectors
 from sbs.studies import services as study_services
 from sbs.studies.forms import AddAnnotatorsForm, AnnotatorChoiceField, StudyCreateForm
-from sbs.studies.models import Study
+from sbs.studies.models import Study, with_systems
 
 router = Router(tags=["studies"])
 
@@ -49,7 +49,7 @@ IDEMPOTENCY = (
 def own_study(request: HttpRequest, study_id: int) -> Study:
     """The caller's own study, else 404 (whether it exists is not disclosed)."""
     return get_object_or_404(
-        Study.objects.select_related("question_set", "model_a", "model_b"),
+        with_systems().select_related("question_set"),
         pk=study_id,
         owner=caller(request),
     )
