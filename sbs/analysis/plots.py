@@ -400,3 +400,43 @@ def phi_curve_svg(
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
         return _svg(fig, title)
+
+
+def win_matrix_svg(
+    systems: Sequence[str],
+    matrix: Sequence[Sequence[Number]],
+    counts: Sequence[Sequence[int]],
+    *,
+    title: str = "",
+    note: str = "",
+) -> str:
+    """Heat map of the pairwise win rates: cell (i, j) is system i's win rate over j, its
+    percentage and vote count written in it; a pair without votes and the diagonal are
+    blank. Diverging colours centred on 50 %."""
+    n = len(systems)
+    if len(matrix) != n or len(counts) != n:
+        raise ValueError("systems, matrix and counts differ in size")
+    values = [[_value(matrix[i][j]) if i != j else math.nan for j in range(n)] for i in range(n)]
+    labels = [_wrapped(s, 18) for s in systems]
+    mark = _DECIMAL_MARK.get()
+    with matplotlib.rc_context(_RC):
+        size = 2.2 + 0.75 * n
+        fig = Figure(figsize=(size + 1.2, size), layout="constrained")
+        ax: Axes = fig.add_subplot()
+        image = ax.imshow(values, cmap="RdBu", vmin=0.0, vmax=1.0)
+        for i in range(n):
+            for j in range(n):
+                v = values[i][j]
+                if math.isfinite(v):
+                    text = f"{v:.0%}\nn={counts[i][j]}".replace(".", mark)
+                    colour = "white" if abs(v - 0.5) > 0.3 else "black"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+        ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(n), labels, fontsize=8)
+        ax.spines[:].set_visible(False)
+        bar = fig.colorbar(image, ax=ax, shrink=0.8)
+        bar.ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
+        if note:
+            ax.set_xlabel(_wrapped(note, 70), fontsize=8)
+        fig.suptitle(_wrapped(title, 70))
+        return _svg(fig, title)

@@ -1,4 +1,4 @@
-"""The report of a two-model study as one JSON-serialisable dict.
+"""The report of a study (two systems, or N) as one JSON-serialisable dict.
 
 :func:`build_report` takes the canonical vote frame (see :mod:`sbs.analysis.stats`) and
 the per-model speed rows and computes every section of the registry
@@ -31,6 +31,7 @@ def _build(
     *,
     original: str,
     adapted: str,
+    systems: Sequence[str] | None,
     speed: Sequence[Mapping[str, Any]],
     rounds: int,
     seed: int,
@@ -41,20 +42,21 @@ def _build(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     firsts = first_votes(frame)
+    systems = tuple(systems or (original, adapted))
     inputs = ReportInput(
         frame, firsts, original, adapted, speed, rounds if len(firsts) else 0, seed,
-        benchmarks=benchmarks, merge=merge, texts=texts or {},
+        systems=systems, benchmarks=benchmarks, merge=merge, texts=texts or {},
     )  # fmt: skip
     out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "preliminary": preliminary,
-        "models": {"original": original, "adapted": adapted},
+        "models": {"original": original, "adapted": adapted, "systems": list(systems)},
         "settings": {"rounds": rounds, "seed": seed, "level": LEVEL, "alpha": ALPHA},
         "counts": vote_counts(frame, firsts),
     }
     for s in SECTIONS.values():
-        if preliminary and not s.preliminary:
-            out[s.key] = None  # left to the job
+        if (preliminary and not s.preliminary) or not s.applies(len(systems)):
+            out[s.key] = None  # left to the job, or not a section of this many systems
             continue
         value = s.compute(inputs)
         inputs.done[s.key] = value
@@ -69,6 +71,7 @@ def build_preliminary(
     *,
     original: str,
     adapted: str,
+    systems: Sequence[str] | None = None,
     speed: Sequence[Mapping[str, Any]] = (),
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -78,8 +81,8 @@ def build_preliminary(
     ``preliminary`` is True.
     """
     return _build(
-        frame, original=original, adapted=adapted, speed=speed, rounds=0, seed=seed,
-        preliminary=True,
+        frame, original=original, adapted=adapted, systems=systems, speed=speed, rounds=0,
+        seed=seed, preliminary=True,
     )  # fmt: skip
 
 
@@ -88,6 +91,7 @@ def build_report(
     *,
     original: str,
     adapted: str,
+    systems: Sequence[str] | None = None,
     speed: Sequence[Mapping[str, Any]] = (),
     rounds: int = 1000,
     seed: int = 0,
@@ -96,10 +100,14 @@ def build_report(
     texts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every section of the report (see :mod:`sbs.analysis.sections` for orientation and
-    policies); ``benchmarks``: both models' benchmark results, for the forgetting section;
+    policies); ``systems``: every system of the study in its order, ``original`` and
+    ``adapted`` first (None: those two alone; with three or more, the sections of two
+    systems are None and the pairwise section is computed);
+    ``benchmarks``: both models' benchmark results, for the forgetting section;
     ``merge``: the adapted model's merging-factor sweep (its recipe), for the φ curve;
     ``texts``: both models' bits on the held-out texts by category."""
     return _build(
-        frame, original=original, adapted=adapted, speed=speed, rounds=rounds, seed=seed,
-        preliminary=False, benchmarks=benchmarks, merge=merge, texts=texts,
+        frame, original=original, adapted=adapted, systems=systems, speed=speed,
+        rounds=rounds, seed=seed, preliminary=False, benchmarks=benchmarks, merge=merge,
+        texts=texts,
     )  # fmt: skip

@@ -29,6 +29,11 @@ the fingerprint, so cached reports are computed again.
 Orientation: every verdict is the adapted model's (model B) against the original's
 (model A). Policies are those of the statistics package: repeat votes only measure
 self-consistency; ``both_bad`` is reported apart, out of every win-rate denominator.
+
+A study of three or more systems has no single orientation: each section says which
+studies it belongs to (``systems``: ``"two"``, ``"many"`` or ``"any"``), and one that does not
+apply is None in the report and absent from the page. Such a page leads with the
+Bradley–Terry ranking of every system, then the pairwise matrix and verdicts.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from sbs.analysis.stats.bradley_terry import bradley_terry
 from sbs.analysis.stats.categories import CategoryReport, category_verdicts
 from sbs.analysis.stats.forgetting import forgetting_table
 from sbs.analysis.stats.frame import first_votes, models_in
+from sbs.analysis.stats.pairwise import Pairwise, pairwise
 from sbs.analysis.stats.power import PowerEstimate, votes_needed
 from sbs.analysis.stats.summary import (
     annotator_flags,
@@ -61,8 +67,9 @@ from sbs.analysis.stats.verdict import Verdict, verdict
 
 # Bump when what a section computes changes without its key (e.g. a new correction);
 # adding, removing or reordering sections changes the schema hash by itself.
-SCHEMA_VERSION = 4  # 2: BH-adjusted annotator tests and flags; every number finite or None
+SCHEMA_VERSION = 5  # 2: BH-adjusted annotator tests and flags; every number finite or None
 # 3: the speed rows' distinct 3-gram share; 4: the verdict's interval is two-way cluster-robust
+# 5: studies of N systems (models.systems, sections of two or of many systems)
 FORGETTING_ROUNDS = 2000  # paired bootstrap of the benchmark drops (not tied to the votes)
 LEVEL = 0.95
 ALPHA = 0.05
@@ -84,6 +91,8 @@ class ReportInput:
     speed: Sequence[Mapping[str, Any]]
     rounds: int  # bootstrap rounds: 0 in the preliminary report and without first votes
     seed: int
+    # Every system of the study in its order (original and adapted first).
+    systems: tuple[str, ...] = ()
     done: dict[str, Any] = field(default_factory=dict)
     # Benchmark results both models have (sbs.questions.selectors.forgetting_inputs).
     benchmarks: Sequence[Mapping[str, Any]] = ()
@@ -111,6 +120,11 @@ class Section:
     preliminary: bool = False
     template: str | None = None  # e.g. "analysis/sections/verdict.html"
     figure: Figure | None = None
+    systems: str = "any"  # "two": adapted against original; "many": three or more systems
+
+    def applies(self, n_systems: int) -> bool:
+        """Whether a study of ``n_systems`` systems has this section."""
+        return self.systems == "any" or (self.systems == "two") == (n_systems <= 2)
 
 
 # Every section of a report, in page order. Register with :func:`section`.
@@ -123,13 +137,14 @@ def section(
     preliminary: bool = False,
     template: str | None = None,
     figure: Figure | None = None,
+    systems: str = "any",
 ) -> Callable[[Compute], Compute]:
     """Declare a report section computed by the decorated function (see the module doc)."""
 
     def register(compute: Compute) -> Compute:
         if key in SECTIONS or key in META_KEYS:
             raise ValueError(f"report section {key!r} is declared twice")
-        SECTIONS[key] = Section(key, compute, preliminary, template, figure)
+        SECTIONS[key] = Section(key, compute, preliminary, template, figure, systems)
         return compute
 
     return register
@@ -141,7 +156,8 @@ def report_schema() -> dict[str, Any]:
     return {
         "version": SCHEMA_VERSION,
         "sections": [
-            [s.key, s.preliminary, s.figure.name if s.figure else None] for s in SECTIONS.values()
+            [s.key, s.preliminary, s.figure.name if s.figure else None, s.systems]
+            for s in SECTIONS.values()
         ],
     }
 
@@ -152,11 +168,31 @@ def schema_hash() -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
+# A study of three or more systems leads with these, in this order.
+MANY_FIRST = ("ranking", "pairwise")
+
+
+def n_systems(report: Mapping[str, Any]) -> int:
+    """How many systems the report's study compares (a report from before N systems: 2)."""
+    return len((report.get("models") or {}).get("systems") or ()) or 2
+
+
 def page_sections(report: Mapping[str, Any]) -> list[Section]:
-    """The sections a page or an HTML export shows, in order: those with a partial, and
-    in a preliminary report only the preliminary ones."""
+    """The sections a page or an HTML export shows, in order: those with a partial that
+    apply to the study's number of systems, and in a preliminary report only the
+    preliminary ones. With three or more systems the ranking and the pairs come first."""
     preliminary = bool(report.get("preliminary"))
-    return [s for s in SECTIONS.values() if s.template and (s.preliminary or not preliminary)]
+    n = n_systems(report)
+    shown = [
+        s
+        for s in SECTIONS.values()
+        if s.template and (s.preliminary or not preliminary) and s.applies(n)
+    ]
+    if n > 2:
+        shown.sort(
+            key=lambda s: MANY_FIRST.index(s.key) if s.key in MANY_FIRST else len(MANY_FIRST)
+        )
+    return shown
 
 
 def _b64(svg: str) -> str:
@@ -172,16 +208,43 @@ def _interval(boot: dict[str, Any] | None, wilson: list[Any]) -> tuple[Any, Any]
 # ---------------------------------------------------------------------------- the sections
 
 
-@section("verdict", preliminary=True, template="analysis/sections/verdict.html")
+@section("verdict", preliminary=True, template="analysis/sections/verdict.html", systems="two")
 def _verdict(r: ReportInput) -> Verdict:
     return verdict(r.frame, r.adapted, r.original, rounds=r.rounds, seed=r.seed)
 
 
+def pairwise_figure(report: Mapping[str, Any]) -> str | None:
+    """The pairwise win-rate matrix as a heat map (row beats column)."""
+    data = report.get("pairwise")
+    if not data or not any(c for row in data["counts"] for c in row):
+        return None
+    return _b64(
+        plots.win_matrix_svg(
+            data["systems"],
+            data["matrix"],
+            data["counts"],
+            title=_("Win rate of the row's system over the column's"),
+            note=_("ties as half; n = votes of the pair"),
+        )
+    )
+
+
+@section(
+    "pairwise",
+    preliminary=True,
+    template="analysis/sections/pairwise.html",
+    figure=Figure("pairwise", pairwise_figure),
+    systems="many",
+)
+def _pairwise(r: ReportInput) -> Pairwise:
+    return pairwise(r.frame, r.systems, rounds=r.rounds, seed=r.seed, alpha=ALPHA, level=LEVEL)
+
+
 def speed_figure(report: Mapping[str, Any]) -> str | None:
     """Characters per second (adapted / original) beside the adapted model's win rate."""
-    v = report["verdict"]
+    v = report.get("verdict")
     ratio = (report.get("speed") or {}).get("ratio")
-    if not ratio or ratio["chars_per_second"] is None or v["win_rate_ties_half"] is None:
+    if not v or not ratio or ratio["chars_per_second"] is None or v["win_rate_ties_half"] is None:
         return None
     low, high = _interval(v["bootstrap_ties_half"], v["wilson_ties_half"])
     return _b64(
@@ -205,6 +268,9 @@ def speed_figure(report: Mapping[str, Any]) -> str | None:
     figure=Figure("speed_vs_win_rate", speed_figure),
 )
 def _speed(r: ReportInput) -> dict[str, Any]:
+    if "pairwise" in r.done:  # many systems: each one's win rate against all it met
+        return speed_section(r.speed, r.original, r.adapted, None,
+                             rates=r.done["pairwise"].overall_by_system())  # fmt: skip
     win_rate = r.done["verdict"].win_rate_ties_half
     return speed_section(r.speed, r.original, r.adapted, win_rate)
 
@@ -235,6 +301,7 @@ def categories_figure(report: Mapping[str, Any]) -> str | None:
     "categories",
     template="analysis/sections/categories.html",
     figure=Figure("categories", categories_figure),
+    systems="two",
 )
 def _categories(r: ReportInput) -> CategoryReport:
     return category_verdicts(
@@ -305,7 +372,7 @@ def _agreement(r: ReportInput) -> AgreementReport | None:
     return agreement(r.frame) if len(r.frame) else None
 
 
-@section("power", preliminary=True, template="analysis/sections/power.html")
+@section("power", preliminary=True, template="analysis/sections/power.html", systems="two")
 def _power(r: ReportInput) -> PowerEstimate:
     v = r.done["verdict"]
     return votes_needed(v.wins, v.losses, v.n_questions, alpha=ALPHA, power=POWER)
@@ -335,11 +402,14 @@ def ranking_figure(report: Mapping[str, Any]) -> str | None:
     figure=Figure("ranking", ranking_figure),
 )
 def _ranking(r: ReportInput) -> dict[str, Any] | None:
-    two = [r.adapted, r.original]
-    pair = r.frame.loc[r.frame["model_a"].isin(two) & r.frame["model_b"].isin(two)]
-    if len(models_in(first_votes(pair))) < 2:  # votes of any other model are not rated
+    """Bradley–Terry ratings of the study's systems (only votes between them count)."""
+    systems = list(r.systems) if len(r.systems) > 2 else [r.adapted, r.original]
+    votes = r.frame.loc[r.frame["model_a"].isin(systems) & r.frame["model_b"].isin(systems)]
+    rated = models_in(first_votes(votes))
+    if len(rated) < 2:
         return None
-    return bradley_terry(pair, models=two, rounds=r.rounds, seed=r.seed, level=LEVEL).to_dict()
+    systems = [s for s in systems if s in rated]  # a system without votes has no rating
+    return bradley_terry(votes, models=systems, rounds=r.rounds, seed=r.seed, level=LEVEL).to_dict()
 
 
 def forgetting_figure(report: Mapping[str, Any]) -> str | None:
@@ -367,6 +437,7 @@ def forgetting_figure(report: Mapping[str, Any]) -> str | None:
     "forgetting",
     template="analysis/sections/forgetting.html",
     figure=Figure("forgetting", forgetting_figure),
+    systems="two",
 )
 def _forgetting(r: ReportInput) -> dict[str, Any] | None:
     if not r.benchmarks:
@@ -376,7 +447,7 @@ def _forgetting(r: ReportInput) -> dict[str, Any] | None:
     ).to_dict()
 
 
-@section("texts", template="analysis/sections/texts.html")
+@section("texts", template="analysis/sections/texts.html", systems="two")
 def _texts(r: ReportInput) -> dict[str, Any] | None:
     """Bits per character of both models on the shipped held-out texts, by category."""
     if not r.texts:
@@ -434,7 +505,12 @@ def phi_curve(sweep: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-@section("merge", template="analysis/sections/merge.html", figure=Figure("phi", phi_curve_figure))
+@section(
+    "merge",
+    template="analysis/sections/merge.html",
+    figure=Figure("phi", phi_curve_figure),
+    systems="two",
+)
 def _merge(r: ReportInput) -> dict[str, Any] | None:
     """The adapted model's φ sweep as recorded in its recipe: the curve and the choice."""
     return phi_curve(r.merge)

@@ -29,7 +29,7 @@ from sbs.analysis.report import build_preliminary, build_report
 from sbs.analysis.sections import schema_hash
 from sbs.core import jobs
 from sbs.questions import selectors as question_selectors
-from sbs.studies.models import Study
+from sbs.studies.models import Study, with_systems
 
 BOOTSTRAP_ROUNDS = 1000
 # A pending job not started this long after it was sent is presumed lost and sent again
@@ -63,15 +63,18 @@ def report_build(study: Study, *, preliminary: bool = False) -> dict[str, Any]:
     """The full report of the study's current votes, or only its cheap part."""
     s = report_settings(study)
     frame = selectors.study_vote_frame(study)
-    a, b = study.model_a.name, study.model_b.name
+    systems = [m.name for m in study.systems()]
+    a, b = systems[:2]
     speed = selectors.speed_dicts(study)
     if preliminary:
-        return build_preliminary(frame, original=a, adapted=b, speed=speed, seed=s["seed"])
+        return build_preliminary(
+            frame, original=a, adapted=b, systems=systems, speed=speed, seed=s["seed"]
+        )
     benchmarks = question_selectors.forgetting_inputs(study.model_a, study.model_b)
     merge = ((study.model_b.recipe or {}).get("steps") or {}).get("merge")
     return build_report(
-        frame, original=a, adapted=b, speed=speed, rounds=s["rounds"], seed=s["seed"],
-        benchmarks=benchmarks, merge=merge,
+        frame, original=a, adapted=b, systems=systems, speed=speed, rounds=s["rounds"],
+        seed=s["seed"], benchmarks=benchmarks, merge=merge,
         texts=question_selectors.text_bpc_inputs(study.model_a, study.model_b),
     )  # fmt: skip
 
@@ -156,7 +159,8 @@ class ComputedReport:
 
 def report_compute(*, report_id: int) -> ComputedReport:
     """Compute the full report of a cache row's study and its plots (no writes)."""
-    row = ReportCache.objects.select_related("study__model_a", "study__model_b").get(pk=report_id)
+    row = ReportCache.objects.get(pk=report_id)
+    row.study = with_systems().get(pk=row.study_id)
     started = time.perf_counter()
     report = report_build(row.study)
     plots = report_figures_all_languages(report)

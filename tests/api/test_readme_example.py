@@ -34,12 +34,13 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def readme_script() -> str:
+def readme_script(which: int = 0) -> str:
+    """The ``which``-th python example of README.md's HTTP API section."""
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## HTTP API\n", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "README.md's HTTP API section has no python example"
-    return match.group(1)
+    scripts = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(scripts) > which, "README.md's HTTP API section lacks a python example"
+    return str(scripts[which])
 
 
 class _Response:
@@ -98,15 +99,10 @@ def _world_moves_on(owner: Any) -> None:
             compute_report.apply(args=[row.pk])
 
 
-def test_the_readme_example_runs_a_whole_study(monkeypatch, tmp_path, capsys):
-    owner = factories.researcher("scientist")
-    for name in ("SmolLM2-135M-Instruct", "SmolLM2-135M-ru"):
-        ModelEntry.objects.create(name=name, kind="gguf", path=f"{name}.gguf", sha256="0" * 64)
-    # The example's question file, cut to a few questions so the report computes quickly.
-    (tmp_path / "data").mkdir()
-    lines = (ROOT / "data" / "demo_questions_ru.jsonl").read_text().splitlines()[:6]
-    (tmp_path / "data" / "demo_questions_ru.jsonl").write_text("\n".join(lines) + "\n")
-    monkeypatch.chdir(tmp_path)
+def _run_readme(which: int, owner: Any, directory: Path, monkeypatch: Any) -> list[float]:
+    """Run README's ``which``-th API example as ``owner`` in ``directory``, its requests served
+    by the test client and each of its sleeps moving the world on; returns the sleeps."""
+    monkeypatch.chdir(directory)
     monkeypatch.setenv("SBS_URL", "http://testserver")
     monkeypatch.setenv("SBS_TOKEN", token_for(owner))
     fake = types.ModuleType("requests")
@@ -120,8 +116,20 @@ def test_the_readme_example_runs_a_whole_study(monkeypatch, tmp_path, capsys):
         _world_moves_on(owner)
 
     monkeypatch.setattr(time, "sleep", sleep)
+    exec(compile(readme_script(which), "README.md", "exec"), {"__name__": "__main__"})  # noqa: S102
+    return sleeps
 
-    exec(compile(readme_script(), "README.md", "exec"), {"__name__": "__main__"})  # noqa: S102
+
+def test_the_readme_example_runs_a_whole_study(monkeypatch, tmp_path, capsys):
+    owner = factories.researcher("scientist")
+    for name in ("SmolLM2-135M-Instruct", "SmolLM2-135M-ru"):
+        ModelEntry.objects.create(name=name, kind="gguf", path=f"{name}.gguf", sha256="0" * 64)
+    # The example's question file, cut to a few questions so the report computes quickly.
+    (tmp_path / "data").mkdir()
+    lines = (ROOT / "data" / "demo_questions_ru.jsonl").read_text().splitlines()[:6]
+    (tmp_path / "data" / "demo_questions_ru.jsonl").write_text("\n".join(lines) + "\n")
+
+    sleeps = _run_readme(0, owner, tmp_path, monkeypatch)
 
     out = capsys.readouterr().out
     study = Study.objects.get(owner=owner)
@@ -131,3 +139,30 @@ def test_the_readme_example_runs_a_whole_study(monkeypatch, tmp_path, capsys):
     archive = zipfile.ZipFile(io.BytesIO((tmp_path / "votes.zip").read_bytes()))
     assert sorted(archive.namelist()) == ["manifest.json", f"study-{study.pk}-votes.csv"]
     assert len(sleeps) >= 2  # it waited for the answers and the votes
+
+
+def test_the_readme_example_of_three_systems_reaches_a_ranking(monkeypatch, tmp_path, capsys):
+    owner = factories.researcher("scientist")
+    lines = (ROOT / "data" / "demo_questions_ru.jsonl").read_text().splitlines()[:12]
+    (tmp_path / "questions.jsonl").write_text("\n".join(lines) + "\n")
+    ids = [jsonlib.loads(line)["id"] for line in lines]
+    systems = ("qwen-vllm", "llama-api", "our-adapted")
+    rows = [
+        {"question_id": q, "system": s, "answer": f"Ответ номер {k} на {q}.", "new_tokens": 5 + k}
+        for k, s in enumerate(systems)
+        for q in ids
+    ]
+    (tmp_path / "answers.jsonl").write_text(
+        "".join(jsonlib.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    )
+
+    _run_readme(1, owner, tmp_path, monkeypatch)  # imported answers: open at once, then votes
+
+    out = capsys.readouterr().out
+    study = Study.objects.get(owner=owner)
+    assert study.status == Study.Status.OPEN
+    assert {m.name for m in study.systems()} == set(systems)
+    assert study.pairs.count() == 30 and study.annotators.count() == 3
+    ranked = [line.split()[1] for line in out.splitlines() if re.match(r"^[123] ", line)]
+    assert sorted(ranked) == sorted(systems), out
+    assert len(re.findall(r" over .* Holm p ", out)) == 3, out

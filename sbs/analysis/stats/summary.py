@@ -27,17 +27,29 @@ def vote_counts(frame: pd.DataFrame, firsts: pd.DataFrame) -> dict[str, int]:
 
 
 def speed_section(
-    rows: Sequence[Mapping[str, Any]], original: str, adapted: str, win_rate: float | None
+    rows: Sequence[Mapping[str, Any]],
+    original: str,
+    adapted: str,
+    win_rate: float | None,
+    *,
+    rates: Mapping[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """Per-model speed rows with each model's win rate (ties as half) beside them, plus the
     adapted/original ratios of free generation (None when a side is missing) and the
-    controlled speed-ups on the fixed reference text, original time / adapted time."""
-    rates = {adapted: win_rate, original: None if win_rate is None else 1.0 - win_rate}
+    controlled speed-ups on the fixed reference text, original time / adapted time.
+
+    ``rates``: each system's win rate against all it met (a study of many systems); then
+    there is no adapted/original ratio."""
+    if rates is None:
+        rates = {adapted: win_rate, original: None if win_rate is None else 1.0 - win_rate}
+        pair = True
+    else:
+        pair = False
     rows = [{**r, "win_rate_ties_half": rates.get(r["model"])} for r in rows]
     by_model = {r["model"]: r for r in rows}
     ratio = None
     a, b = by_model.get(original), by_model.get(adapted)
-    if a and b:
+    if pair and a and b:
 
         def div(key: str) -> float | None:
             top, bottom = opt_float(b.get(key)), opt_float(a.get(key))

@@ -98,3 +98,23 @@ def page_sections(report: Any) -> list[Section]:
 def section_data(report: Any, key: str) -> Any:
     """The part of ``report`` a section computed (None when it has none)."""
     return (report or {}).get(key)
+
+
+@register.filter
+def matrix_rows(data: Any) -> list[tuple[str, list[tuple[Any, int, bool]]]]:
+    """The pairwise section's matrix as table rows: (system, [(win rate, votes, on the
+    diagonal) per column])."""
+    if not data:
+        return []
+    return [
+        (
+            name,
+            [
+                (rate, count, i == j)
+                for j, (rate, count) in enumerate(zip(rates, counts, strict=True))
+            ],
+        )
+        for i, (name, rates, counts) in enumerate(
+            zip(data["systems"], data["matrix"], data["counts"], strict=True)
+        )
+    ]
