@@ -67,9 +67,10 @@ from sbs.analysis.stats.verdict import Verdict, verdict
 
 # Bump when what a section computes changes without its key (e.g. a new correction);
 # adding, removing or reordering sections changes the schema hash by itself.
-SCHEMA_VERSION = 5  # 2: BH-adjusted annotator tests and flags; every number finite or None
+SCHEMA_VERSION = 6  # 2: BH-adjusted annotator tests and flags; every number finite or None
 # 3: the speed rows' distinct 3-gram share; 4: the verdict's interval is two-way cluster-robust
 # 5: studies of N systems (models.systems, sections of two or of many systems)
+# 6: among many systems, one whose every vote is "both bad" is left out of the ranking
 FORGETTING_ROUNDS = 2000  # paired bootstrap of the benchmark drops (not tied to the votes)
 LEVEL = 0.95
 ALPHA = 0.05
@@ -402,10 +403,14 @@ def ranking_figure(report: Mapping[str, Any]) -> str | None:
     figure=Figure("ranking", ranking_figure),
 )
 def _ranking(r: ReportInput) -> dict[str, Any] | None:
-    """Bradley–Terry ratings of the study's systems (only votes between them count)."""
-    systems = list(r.systems) if len(r.systems) > 2 else [r.adapted, r.original]
+    """Bradley–Terry ratings of the study's systems (only votes between them count). Among
+    many systems, one whose every vote is "both bad" has no rating: nothing was learnt about
+    it, and the fit would show it at the mean with a zero-width interval."""
+    many = len(r.systems) > 2
+    systems = list(r.systems) if many else [r.adapted, r.original]
     votes = r.frame.loc[r.frame["model_a"].isin(systems) & r.frame["model_b"].isin(systems)]
-    rated = models_in(first_votes(votes))
+    firsts = first_votes(votes)
+    rated = models_in(firsts.loc[firsts["choice"] != "both_bad"] if many else firsts)
     if len(rated) < 2:
         return None
     systems = [s for s in systems if s in rated]  # a system without votes has no rating

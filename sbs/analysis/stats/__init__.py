@@ -27,7 +27,8 @@ win-rate denominators (and from Bradley-Terry unless asked); repeat votes are us
 self-consistency and left out of verdicts and ratings unless ``include_repeats=True``.
 
 Modules: :mod:`.frame`, :mod:`.verdict` (two-model verdict), :mod:`.bradley_terry`
-(ratings for 2+ models), :mod:`.categories` (per-category verdicts, Holm),
+(ratings for 2+ models), :mod:`.pairwise` (every pair of N systems: win-rate matrix and
+Holm-adjusted verdicts), :mod:`.categories` (per-category verdicts, Holm),
 :mod:`.agreement` (inter-annotator agreement, annotator quality), :mod:`.power`
 (votes still needed), :mod:`.multiplicity` (Holm and Benjamini–Hochberg), :mod:`.summary`
 (summaries of those results for the report). Results are

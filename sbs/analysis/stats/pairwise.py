@@ -16,8 +16,9 @@ votes for i, W_ji for j and T_ij ties:
   have no test and are left out of the family.
 
 Each pair's interval draws from its own seed (``SeedSequence([seed, i, j])``), so no two
-pairs share bootstrap draws. The counting is vectorised (``np.add.at`` over the votes);
-the per-pair verdicts cost one pass over each pair's votes.
+pairs share bootstrap draws. The counting is vectorised (``np.add.at`` over the votes) and
+the votes are split by pair once (:func:`pair_frames`), so each pair's verdict reads only
+its own votes: the whole costs about one pass over the votes, not one per pair.
 """
 
 from __future__ import annotations
@@ -73,16 +74,22 @@ class Pairwise:
         return dict(zip(self.systems, self.overall, strict=True))
 
 
+def _pair_codes(firsts: pd.DataFrame, systems: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per vote of ``firsts``, the positions (i, j) of its model_a and model_b in
+    ``systems``; -1 for a model that is not one of them."""
+    index = {s: k for k, s in enumerate(systems)}
+    i = firsts["model_a"].map(index).fillna(-1).to_numpy(dtype=int)
+    j = firsts["model_b"].map(index).fillna(-1).to_numpy(dtype=int)
+    return i, j
+
+
 def win_counts(frame: pd.DataFrame, systems: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(W, T): W[i, j] votes for system i over j, T[i, j] = T[j, i] ties between them, over
     the first votes of pairs of ``systems`` (votes of any other system are left out)."""
     firsts = first_votes(frame)
-    index = {s: k for k, s in enumerate(systems)}
-    i = firsts["model_a"].map(index)
-    j = firsts["model_b"].map(index)
-    known = (i.notna() & j.notna()).to_numpy()
-    i = i.to_numpy()[known].astype(int)
-    j = j.to_numpy()[known].astype(int)
+    i, j = _pair_codes(firsts, systems)
+    known = (i >= 0) & (j >= 0)
+    i, j = i[known], j[known]
     outcome = derive_outcomes(firsts).to_numpy(dtype=object)[known]
     n = len(systems)
     wins = np.zeros((n, n))
@@ -93,6 +100,22 @@ def win_counts(frame: pd.DataFrame, systems: Sequence[str]) -> tuple[np.ndarray,
     np.add.at(ties, (i[t], j[t]), 1)
     np.add.at(ties, (j[t], i[t]), 1)
     return wins, ties
+
+
+def pair_frames(frame: pd.DataFrame, systems: Sequence[str]) -> dict[tuple[int, int], pd.DataFrame]:
+    """The first votes of each pair of ``systems`` that has any (both bad included), keyed
+    by the pair's positions (i, j), i < j, whatever the storage order: one pass over the
+    votes, so each pair's verdict reads only its own votes."""
+    firsts = first_votes(frame)
+    i, j = _pair_codes(firsts, systems)
+    known = (i >= 0) & (j >= 0)
+    low, high = np.minimum(i, j)[known], np.maximum(i, j)[known]
+    key = low * len(systems) + high
+    rows = firsts.loc[known]
+    return {
+        divmod(int(k), len(systems)): rows.iloc[positions]
+        for k, positions in pd.Series(np.arange(len(key))).groupby(key).indices.items()
+    }
 
 
 def _pair_seed(seed: int, i: int, j: int) -> int:
@@ -125,17 +148,14 @@ def pairwise(
         overall = (wins + ties / 2).sum(axis=1) / games.sum(axis=1)
     n = len(systems)
     verdicts = []
-    for i in range(n):
-        for j in range(i + 1, n):
-            if games[i, j] == 0 and not _has_votes(frame, systems[i], systems[j]):
-                continue
-            first, second = (i, j) if not rate[j, i] > rate[i, j] else (j, i)
-            verdicts.append(
-                verdict(
-                    frame, systems[first], systems[second], rounds=rounds,
-                    seed=_pair_seed(seed, i, j), level=level,
-                )
-            )  # fmt: skip
+    for (i, j), votes in sorted(pair_frames(frame, systems).items()):
+        first, second = (i, j) if not rate[j, i] > rate[i, j] else (j, i)
+        verdicts.append(
+            verdict(
+                votes, systems[first], systems[second], rounds=rounds,
+                seed=_pair_seed(seed, i, j), level=level,
+            )
+        )  # fmt: skip
     adjusted = holm([v.sign_test_p for v in verdicts])
     pairs = [
         PairVerdict(
@@ -169,10 +189,3 @@ def pairwise(
         level=level,
         n_tests=sum(p is not None for p in adjusted),
     )
-
-
-def _has_votes(frame: pd.DataFrame, x: str, y: str) -> bool:
-    """Whether the pair {x, y} has first votes at all (both_bad ones included)."""
-    firsts = first_votes(frame)
-    a, b = firsts["model_a"], firsts["model_b"]
-    return bool((((a == x) & (b == y)) | ((a == y) & (b == x))).any())
