@@ -39,8 +39,10 @@ def answers_of(study: Study) -> QuerySet[Answer]:
 
 
 def pairs_not_shown(study: Study) -> dict[int, str]:
-    """question id -> "held" or "withdrawn" for the pairs annotators do not see."""
-    return dict(study.pairs.exclude(status=Pair.Status.SHOWN).values_list("question_id", "status"))
+    """question id -> "held" or "withdrawn" for the pairs annotators do not see (with many
+    systems a question has several pairs: "withdrawn" where any of them is, else "held")."""
+    rows = study.pairs.exclude(status=Pair.Status.SHOWN).order_by("status")  # held, withdrawn
+    return dict(rows.values_list("question_id", "status"))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sbs.catalog.models import ModelEntry
 from sbs.core.errors import ServiceError
 from sbs.studies import services
 from sbs.studies.models import Answer, Assignment, Pair, Study
+from sbs.studies.selectors import pairs_not_shown
 from sbs.studies.transfer import study_export, study_import
 from sbs.voting import selectors as voting
 from sbs.voting.services import vote_record
@@ -131,6 +132,7 @@ def test_an_excluded_answer_withdraws_only_the_pairs_of_its_system():
         (systems[0].pk, systems[2].pk): Pair.Status.WITHDRAWN,
         (systems[1].pk, systems[2].pk): Pair.Status.WITHDRAWN,
     }
+    assert pairs_not_shown(study) == {bad.question_id: Pair.Status.WITHDRAWN}
     frame = study_vote_frame(study)
     assert len(frame) == 12 - 2  # only the two pairs with the excluded answer leave the analysis
     left_out = frame[frame["question"] == bad.question.external_id]
