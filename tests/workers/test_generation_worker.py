@@ -54,14 +54,16 @@ def test_killed_worker_mid_run_loses_and_duplicates_nothing(
 ):
     owner = factories.researcher()
     study = factories.draft_study(owner, two_models, n=24)
-    study.generation.update({"max_new_tokens": 32, "batch_size": 1})
+    study.generation.update({"max_new_tokens": 16, "batch_size": 1})
     study.save(update_fields=["generation"])
-    # A short visibility timeout so the test need not wait hours for the redelivery.
+    # A short visibility timeout so the test need not wait hours for the redelivery; the
+    # task time limit below it must still let the other model's whole run (24 answers, its
+    # reference timing) finish on a slow shared machine (19 s did not, on 2026-12-08).
     env = {
         "JOB_LEASE_SECONDS": "4",  # the dead worker's lease ends soon after it
-        "BROKER_VISIBILITY_TIMEOUT": "20",
-        "CELERY_TASK_TIME_LIMIT": "19",
-        "CELERY_TASK_SOFT_TIME_LIMIT": "18",
+        "BROKER_VISIBILITY_TIMEOUT": "45",
+        "CELERY_TASK_TIME_LIMIT": "44",
+        "CELERY_TASK_SOFT_TIME_LIMIT": "42",
     }
     first = WorkerProcess(model_store, tmp_path / "w1.log", env)
     first.start("first")
